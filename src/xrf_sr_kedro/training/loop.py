@@ -1,0 +1,607 @@
+"""The training loop shared by pretraining and fine-tuning.
+
+L1 loss, Adam, a step learning-rate schedule, random dihedral augmentation,
+validation against bicubic upsampling, an atomic checkpoint every epoch, exact
+resume, mixed precision on CUDA and DistributedDataParallel under ``torchrun``.
+The caller logs to MLflow from the returned history (or live through
+``on_epoch_end``); this module imports no tracking or pipeline framework.
+
+The paper's schedule (section 3B): Adam(0.9, 0.999), learning rate 1e-4 halved
+after the first 100 epochs and then every 50 epochs, 250 epochs; fine-tuning at a
+tenth of the learning rate for 50 epochs (:data:`TRAIN_PRESETS`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from xrf_sr_kedro.io.checkpoint import (
+    FORMAT_VERSION,
+    config_from_checkpoint,
+    describe_config_difference,
+    load_checkpoint,
+    save_checkpoint,
+    strip_module_prefix,
+)
+from xrf_sr_kedro.metrics.image import bicubic_upsample, psnr, ssim
+from xrf_sr_kedro.models.dual_branch import DualBranchConfig, preset_name
+from xrf_sr_kedro.training.data import PatchPairDataset, make_train_loader
+from xrf_sr_kedro.training.distributed import (
+    DistributedContext,
+    all_reduce_sum,
+    barrier,
+    broadcast_from_main,
+    init_distributed,
+    shutdown_distributed,
+)
+from xrf_sr_kedro.types import PatchPairs
+
+logger = logging.getLogger(__name__)
+
+LAST_NAME = "last.pt"
+BEST_NAME = "best.pt"
+
+#: Per-epoch entries of ``checkpoint["history"]`` (NaN where not validated).
+HISTORY_KEYS = (
+    "epoch",
+    "train_l1",
+    "lr",
+    "val_psnr",
+    "val_ssim",
+    "bicubic_psnr",
+    "bicubic_ssim",
+    "epoch_time_s",
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings of one training run.
+
+    Attributes
+    ----------
+    epochs : int
+        Total epochs (a resumed run continues up to this number).
+    batch_size : int
+        Global batch size (split evenly across ranks under ``torchrun``).
+    learning_rate : float
+        Initial Adam learning rate.
+    betas : (float, float)
+        Adam coefficients.
+    lr_first_decay_epoch : int
+        The learning rate is multiplied by ``lr_gamma`` after this many epochs ...
+    lr_decay_every : int
+        ... and again after every further ``lr_decay_every`` epochs.
+    lr_gamma : float
+    val_every : int
+        Validate every this many epochs (and after the last epoch).
+    seed : int
+        Seed of shuffling and augmentation.
+    amp : bool
+        Mixed precision on CUDA (bf16 autocast where supported, else fp16 with a
+        gradient scaler); ignored on CPU.
+    max_train_batches_per_epoch : int or None
+        Cap on optimiser steps per epoch (quick runs); ``None`` for full epochs.
+    num_threads : int or None
+        ``torch.set_num_threads`` during training; ``None`` leaves it alone.
+    """
+
+    epochs: int = 250
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    lr_first_decay_epoch: int = 100
+    lr_decay_every: int = 50
+    lr_gamma: float = 0.5
+    val_every: int = 1
+    seed: int = 0
+    amp: bool = True
+    max_train_batches_per_epoch: int | None = None
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        for name in ("epochs", "batch_size", "lr_first_decay_epoch", "lr_decay_every", "val_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive int, got {value!r}")
+        for name in ("max_train_batches_per_epoch", "num_threads"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"TrainConfig.{name} must be None or a positive int, got {value!r}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not (0 < self.lr_gamma <= 1):
+            raise ValueError(f"lr_gamma must be in (0, 1], got {self.lr_gamma}")
+
+
+#: The paper's schedules: pretraining (250 epochs) and fine-tuning (a tenth of the
+#: learning rate, 50 epochs, so the step decay never triggers).  The paper does
+#: not state its batch size; 16 is the RCAN/MSRN default.
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "paper": TrainConfig(epochs=250, batch_size=16, learning_rate=1e-4),
+    "paper_fine_tuning": TrainConfig(epochs=50, batch_size=16, learning_rate=1e-5),
+}
+
+
+def lr_factor(epoch: int, cfg: TrainConfig) -> float:
+    """Learning-rate multiplier during 0-based ``epoch`` (1, then ``lr_gamma**k``)."""
+    if epoch < cfg.lr_first_decay_epoch:
+        return 1.0
+    return cfg.lr_gamma ** (1 + (epoch - cfg.lr_first_decay_epoch) // cfg.lr_decay_every)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device``, or CUDA when available else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _to_cpu(obj: Any) -> Any:
+    """A detached CPU copy of every tensor in a nested structure."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_to_cpu(v) for v in obj)
+    return obj
+
+
+def _rng_state() -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "name": str(name),
+            "keys": [int(k) for k in keys],
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(
+        (n["name"], np.asarray(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"],
+         n["cached_gaussian"])
+    )
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_label(checkpoint: dict[str, Any]) -> str:
+    """How a checkpoint is named as the ``parent`` of a fine-tuning run.
+
+    Its ``"path"`` entry when the loader added one, else a description.
+    """
+    if checkpoint.get("path"):
+        return str(checkpoint["path"])
+    return (
+        f"preset={checkpoint.get('preset')}, epoch={checkpoint.get('epoch')}, "
+        f"training_data={checkpoint.get('training_data', '')!r}"
+    )
+
+
+def _check_model(model: nn.Module) -> DualBranchConfig:
+    config = getattr(model, "config", None)
+    if not isinstance(config, DualBranchConfig):
+        raise TypeError(
+            "model must be a DualBranchSR (an nn.Module with a DualBranchConfig `config` "
+            f"attribute), got {type(model).__name__}"
+        )
+    return config
+
+
+def _check_pairs(pairs: PatchPairs, name: str, config: DualBranchConfig) -> None:
+    if not isinstance(pairs, PatchPairs):
+        raise TypeError(f"{name} must be PatchPairs, got {type(pairs).__name__}")
+    if len(pairs) == 0:
+        raise ValueError(f"{name} is empty")
+    if pairs.scale != config.scale or pairs.lr.shape[1] != config.in_channels:
+        raise ValueError(
+            f"{name} has scale {pairs.scale} and {pairs.lr.shape[1]} channel(s) but the model "
+            f"expects scale {config.scale} and {config.in_channels} channel(s)"
+        )
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    pairs: PatchPairs,
+    batch_size: int = 16,
+    device: str | torch.device | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    include_bicubic: bool = True,
+) -> dict[str, float]:
+    """PSNR/SSIM (dB / unitless, data range 1) of the model and of bicubic upsampling.
+
+    Predictions are clamped to [0, 1]; PSNR and SSIM are computed per image and
+    averaged.
+
+    Returns
+    -------
+    dict
+        ``val_psnr``, ``val_ssim`` and, with ``include_bicubic``,
+        ``bicubic_psnr``, ``bicubic_ssim``.
+    """
+    device = resolve_device(device)
+    scale = pairs.scale
+    was_training = model.training
+    model.eval()
+    sums = {"val_psnr": 0.0, "val_ssim": 0.0, "bicubic_psnr": 0.0, "bicubic_ssim": 0.0}
+    try:
+        for start in range(0, len(pairs), batch_size):
+            lr = torch.from_numpy(pairs.lr[start : start + batch_size]).to(device)
+            hr = torch.from_numpy(pairs.hr[start : start + batch_size])
+            with torch.autocast(
+                device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None
+            ):
+                sr = model(lr)
+            sr = sr.float().clamp_(0, 1).cpu()
+            bic = bicubic_upsample(lr.cpu(), scale).clamp_(0, 1) if include_bicubic else None
+            for i in range(hr.shape[0]):
+                sums["val_psnr"] += psnr(sr[i], hr[i])
+                sums["val_ssim"] += ssim(sr[i : i + 1], hr[i : i + 1])
+                if bic is not None:
+                    sums["bicubic_psnr"] += psnr(bic[i], hr[i])
+                    sums["bicubic_ssim"] += ssim(bic[i : i + 1], hr[i : i + 1])
+    finally:
+        model.train(was_training)
+    n = len(pairs)
+    out = {k: v / n for k, v in sums.items()}
+    if not include_bicubic:
+        out = {k: v for k, v in out.items() if not k.startswith("bicubic")}
+    return out
+
+
+def fit(
+    model: nn.Module,
+    train: PatchPairs,
+    val: PatchPairs | None,
+    cfg: TrainConfig,
+    checkpoint_dir: str | os.PathLike,
+    resume: bool = False,
+    init_checkpoint: dict[str, Any] | None = None,
+    device: str | None = None,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    training_data: str = "",
+) -> dict[str, Any]:
+    """Train ``model`` in place and return the final checkpoint.
+
+    Parameters
+    ----------
+    model : DualBranchSR
+        The network (freshly initialised; its initial weights are the caller's
+        choice of seed).  Trained in place and left on ``device``.
+    train : PatchPairs
+        Training pairs; shuffled and dihedrally augmented each epoch.
+    val : PatchPairs or None
+        Validation pairs, evaluated every ``cfg.val_every`` epochs and after the
+        last one (model and bicubic PSNR/SSIM).  Without them no ``best.pt`` is written.
+    cfg : TrainConfig
+    checkpoint_dir : path
+        ``last.pt`` is written there atomically after every epoch, ``best.pt``
+        whenever the validation PSNR improves.
+    resume : bool
+        Continue from ``checkpoint_dir/last.pt`` if it exists (weights, optimiser,
+        schedule, history, RNG states); on CPU the result is bit-identical to an
+        uninterrupted run with the same seed.  Starts afresh (with a warning) when
+        there is no ``last.pt``.  Takes precedence over ``init_checkpoint``.
+    init_checkpoint : dict, optional
+        Fine-tuning: a pretrained checkpoint whose weights (only) initialise the
+        model; its config must equal the model's.  Recorded as ``"parent"``
+        (:func:`checkpoint_label`).  The learning rate is ``cfg.learning_rate``.
+    device : str, optional
+        Defaults to CUDA when available, else CPU (under ``torchrun`` with GPUs,
+        ``cuda:LOCAL_RANK``).
+    on_epoch_end : callable, optional
+        ``on_epoch_end(completed_epochs, metrics)`` after each epoch's checkpoint is
+        saved, on rank 0 only; ``metrics`` holds this epoch's history entries.
+    training_data : str
+        Description of ``train`` stored in the checkpoint.
+
+    Returns
+    -------
+    dict
+        The final checkpoint (see :mod:`xrf_sr_kedro.io.checkpoint`), with
+        ``history`` lists keyed by :data:`HISTORY_KEYS`.
+
+    Notes
+    -----
+    Under ``torchrun`` (``WORLD_SIZE > 1``) the process group is joined, the model
+    wrapped in DistributedDataParallel, each rank trains on its shard with
+    ``cfg.batch_size // world_size`` patches a step, and only rank 0 validates and
+    writes files (see :mod:`xrf_sr_kedro.training.distributed`).  On CPU,
+    ``torch.use_deterministic_algorithms(True)`` is on during training.
+    """
+    config = _check_model(model)
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    _check_pairs(train, "train", config)
+    if val is not None:
+        _check_pairs(val, "val", config)
+    dev = resolve_device(device)
+    ctx = init_distributed(use_cuda=dev.type == "cuda")
+    if ctx.enabled and dev.type == "cuda":
+        dev = torch.device("cuda", ctx.local_rank)
+    if cfg.batch_size % ctx.world_size:
+        shutdown_distributed(ctx)
+        raise ValueError(
+            f"batch_size {cfg.batch_size} is not divisible by the world size {ctx.world_size}"
+        )
+    prev_threads = torch.get_num_threads()
+    prev_det = torch.are_deterministic_algorithms_enabled()
+    prev_det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        if cfg.num_threads is not None:
+            torch.set_num_threads(cfg.num_threads)
+        if dev.type == "cpu":
+            torch.use_deterministic_algorithms(True)
+        return _fit(
+            model, config, train, val, cfg, Path(checkpoint_dir), resume, init_checkpoint,
+            dev, on_epoch_end, training_data, ctx,
+        )
+    finally:
+        torch.set_num_threads(prev_threads)
+        torch.use_deterministic_algorithms(prev_det, warn_only=prev_det_warn)
+        shutdown_distributed(ctx)
+
+
+def _fit(
+    model: nn.Module,
+    config: DualBranchConfig,
+    train: PatchPairs,
+    val: PatchPairs | None,
+    cfg: TrainConfig,
+    checkpoint_dir: Path,
+    resume: bool,
+    init_checkpoint: dict[str, Any] | None,
+    dev: torch.device,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None,
+    training_data: str,
+    ctx: DistributedContext,
+) -> dict[str, Any]:
+    model.to(dev)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=cfg.betas)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(e, cfg))
+    autocast_dtype: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
+    if cfg.amp and dev.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            autocast_dtype = torch.bfloat16
+        else:
+            autocast_dtype = torch.float16
+            scaler = torch.amp.GradScaler("cuda")
+
+    history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
+    start_epoch = 0
+    parent: str | None = None
+    last_path = checkpoint_dir / LAST_NAME
+    best_path = checkpoint_dir / BEST_NAME
+
+    if resume and last_path.is_file():
+        ckpt = load_checkpoint(last_path)
+        trained = config_from_checkpoint(ckpt)
+        if trained != config:
+            raise ValueError(f"cannot resume from {last_path}: " + describe_config_difference(trained, config))
+        _warn_train_config_change(ckpt.get("train_config", {}), cfg, last_path)
+        model.load_state_dict(strip_module_prefix(ckpt["model_state"]))
+        optimizer.load_state_dict(ckpt["optimizer_state"])
+        scheduler.load_state_dict(ckpt["scheduler_state"])
+        if scaler is not None and ckpt.get("scaler_state"):
+            scaler.load_state_dict(ckpt["scaler_state"])
+        history = {k: list(ckpt["history"].get(k, [])) for k in HISTORY_KEYS}
+        start_epoch = int(ckpt["epoch"])
+        parent = ckpt.get("parent")
+        _set_rng_state(ckpt["rng_state"])
+        if init_checkpoint is not None:
+            logger.info("resuming from %s; init_checkpoint is ignored", last_path)
+        logger.info("resumed from %s after %d completed epochs", last_path, start_epoch)
+        if start_epoch >= cfg.epochs:
+            logger.info("%s already has %d >= %d epochs; nothing to train", last_path, start_epoch, cfg.epochs)
+            return ckpt
+    else:
+        if resume:
+            logger.warning("resume requested but %s does not exist; starting afresh", last_path)
+        if init_checkpoint is not None:
+            trained = config_from_checkpoint(init_checkpoint)
+            if trained != config:
+                raise ValueError(
+                    "init_checkpoint does not fit the model: "
+                    + describe_config_difference(trained, config)
+                )
+            model.load_state_dict(strip_module_prefix(init_checkpoint["model_state"]))
+            parent = checkpoint_label(init_checkpoint)
+            logger.info("fine-tuning from %s at learning rate %g", parent, cfg.learning_rate)
+
+    net: nn.Module = model
+    if ctx.enabled:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None
+        )
+    dataset = PatchPairDataset(train, augment=True, seed=cfg.seed)
+    loader, sampler = make_train_loader(
+        dataset, cfg.batch_size // ctx.world_size, ctx.world_size, ctx.rank, cfg.seed
+    )
+    best_psnr = max((v for v in history["val_psnr"] if not math.isnan(v)), default=-math.inf)
+    bicubic_cache: dict[str, float] | None = None
+    checkpoint: dict[str, Any] = {}
+
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        dataset.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        lr_now = float(optimizer.param_groups[0]["lr"])
+        train_l1 = _train_one_epoch(
+            net, loader, optimizer, scaler, autocast_dtype, dev, cfg, ctx, epoch
+        )
+        scheduler.step()
+        completed = epoch + 1
+        metrics = {"val_psnr": math.nan, "val_ssim": math.nan,
+                   "bicubic_psnr": math.nan, "bicubic_ssim": math.nan}
+        if val is not None and (completed % cfg.val_every == 0 or completed == cfg.epochs):
+            if ctx.is_main:
+                result = evaluate(
+                    model, val, cfg.batch_size, dev, autocast_dtype,
+                    include_bicubic=bicubic_cache is None,
+                )
+                if bicubic_cache is None:
+                    bicubic_cache = {k: result[k] for k in ("bicubic_psnr", "bicubic_ssim")}
+                metrics = {**result, **bicubic_cache}
+            metrics = broadcast_from_main(metrics, ctx)
+        entry = {"epoch": float(completed), "train_l1": train_l1, "lr": lr_now, **metrics,
+                 "epoch_time_s": time.perf_counter() - t0}
+        for k in HISTORY_KEYS:
+            history[k].append(float(entry[k]))
+
+        improved = not math.isnan(entry["val_psnr"]) and entry["val_psnr"] > best_psnr
+        if improved:
+            best_psnr = entry["val_psnr"]
+        checkpoint = _make_checkpoint(
+            model, config, optimizer, scheduler, scaler, completed, history, cfg,
+            training_data, parent, best_psnr,
+        )
+        if ctx.is_main:
+            save_checkpoint(last_path, checkpoint)
+            if improved:
+                save_checkpoint(best_path, checkpoint)
+            logger.info(
+                "epoch %d/%d: train L1 %.5f, val PSNR %.2f dB (bicubic %.2f dB), %.1f s",
+                completed, cfg.epochs, train_l1, entry["val_psnr"], entry["bicubic_psnr"],
+                entry["epoch_time_s"],
+            )
+            if on_epoch_end is not None:
+                on_epoch_end(completed, dict(entry))
+        barrier(ctx)
+    return checkpoint
+
+
+def _train_one_epoch(
+    net: nn.Module,
+    loader: torch.utils.data.DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    autocast_dtype: torch.dtype | None,
+    dev: torch.device,
+    cfg: TrainConfig,
+    ctx: DistributedContext,
+    epoch: int,
+) -> float:
+    """One pass over this rank's shard; returns the global mean L1 loss."""
+    n_batches = len(loader)
+    if cfg.max_train_batches_per_epoch is not None:
+        n_batches = min(n_batches, cfg.max_train_batches_per_epoch)
+    total = torch.zeros(2, dtype=torch.float64)
+    bar = tqdm(
+        total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+        disable=None if ctx.is_main else True, leave=False,
+    )
+    try:
+        for step, (lr, hr) in enumerate(loader):
+            if step >= n_batches:
+                break
+            lr = lr.to(dev, non_blocking=True)
+            hr = hr.to(dev, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(
+                dev.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None
+            ):
+                out = net(lr)
+            loss = F.l1_loss(out.float(), hr)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            n = lr.shape[0]
+            total[0] += float(loss.detach()) * n
+            total[1] += n
+            bar.update(1)
+            bar.set_postfix(l1=f"{float(loss.detach()):.4f}", refresh=False)
+    finally:
+        bar.close()
+    all_reduce_sum(total, ctx)
+    return float(total[0] / max(total[1], 1.0))
+
+
+def _make_checkpoint(
+    model: nn.Module,
+    config: DualBranchConfig,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler | None,
+    completed: int,
+    history: dict[str, list[float]],
+    cfg: TrainConfig,
+    training_data: str,
+    parent: str | None,
+    best_psnr: float,
+) -> dict[str, Any]:
+    latest = {k: v[-1] for k, v in history.items() if k != "epoch"}
+    latest["best_val_psnr"] = best_psnr if math.isfinite(best_psnr) else math.nan
+    return {
+        "format_version": FORMAT_VERSION,
+        "config": asdict(config),
+        "preset": preset_name(config),
+        "model_state": _to_cpu(model.state_dict()),
+        "optimizer_state": _to_cpu(optimizer.state_dict()),
+        "scheduler_state": scheduler.state_dict(),
+        "scaler_state": None if scaler is None else scaler.state_dict(),
+        "epoch": completed,
+        "metrics": latest,
+        "history": {k: list(v) for k, v in history.items()},
+        "train_config": asdict(cfg),
+        "rng_state": _rng_state(),
+        "training_data": str(training_data),
+        "parent": parent,
+    }
+
+
+def _warn_train_config_change(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    changed = [
+        f"{f.name}: {saved[f.name]!r} -> {getattr(cfg, f.name)!r}"
+        for f in fields(TrainConfig)
+        if f.name in saved and f.name != "epochs"
+        and _normalise(saved[f.name]) != _normalise(getattr(cfg, f.name))
+    ]
+    if changed:
+        logger.warning(
+            "resuming %s with a changed training config (%s): the result will differ "
+            "from an uninterrupted run", path, "; ".join(changed),
+        )
+
+
+def _normalise(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
