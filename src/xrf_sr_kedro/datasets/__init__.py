@@ -1,0 +1,22 @@
+"""Kedro datasets (kedro-datasets 9.x style) wrapping the framework-free :mod:`xrf_sr_kedro.io`.
+
+Catalog ``type:`` names: ``xrf_sr_kedro.datasets.XRFHDF5Dataset``,
+``PyXRFDataset``, ``TiffMapsDataset``, ``TiffVolumeDataset``, ``ProbeDataset``,
+``TorchCheckpointDataset``.
+"""
+
+from xrf_sr_kedro.datasets.probe_dataset import ProbeDataset
+from xrf_sr_kedro.datasets.pyxrf_dataset import PyXRFDataset
+from xrf_sr_kedro.datasets.tiff_maps_dataset import TiffMapsDataset
+from xrf_sr_kedro.datasets.tiff_volume_dataset import TiffVolumeDataset
+from xrf_sr_kedro.datasets.torch_checkpoint_dataset import TorchCheckpointDataset
+from xrf_sr_kedro.datasets.xrf_hdf5_dataset import XRFHDF5Dataset
+
+__all__ = [
+    "ProbeDataset",
+    "PyXRFDataset",
+    "TiffMapsDataset",
+    "TiffVolumeDataset",
+    "TorchCheckpointDataset",
+    "XRFHDF5Dataset",
+]

@@ -22,7 +22,14 @@ import numpy as np
 import tifffile
 
 from xrf_sr_kedro.io.atomic import atomic_path
-from xrf_sr_kedro.io.hdf5 import DataFormatError, check_pixel_size, check_signal, require_file
+from xrf_sr_kedro.io.hdf5 import (
+    DataFormatError,
+    check_pixel_size,
+    check_signal,
+    decode_metadata,
+    encode_metadata,
+    require_file,
+)
 from xrf_sr_kedro.types import Volume, XRFStack
 
 logger = logging.getLogger(__name__)
@@ -110,6 +117,7 @@ def write_tiff_stack(
     voxel_size_nm: float | None = None,
     *,
     element: str | None = None,
+    info: dict | None = None,
 ) -> None:
     """Write a 3-D stack (or one element of a Volume) as an ImageJ TIFF, atomically.
 
@@ -124,6 +132,9 @@ def write_tiff_stack(
         (pixels per nm) with ``unit='nm'`` and ``spacing`` in nm.
     element : str, optional
         Which channel of a multi-element Volume to write.
+    info : dict, optional
+        JSON-serialisable provenance stored in the ImageJ ``Info`` field (for a
+        Volume: its element, units and metadata are stored by default).
     """
     if isinstance(volume_or_array, Volume):
         vol = volume_or_array
@@ -137,6 +148,8 @@ def write_tiff_stack(
         if element not in vol.elements:
             raise KeyError(f"element {element!r} not in volume; available: {list(vol.elements)}")
         data = vol.data[vol.elements.index(element)]
+        if info is None:
+            info = {"element": element, "units": vol.units, "metadata": vol.metadata}
         voxel_size_nm = vol.voxel_size_nm if voxel_size_nm is None else voxel_size_nm
     else:
         data = np.asarray(volume_or_array)
@@ -156,7 +169,12 @@ def write_tiff_stack(
             data,
             imagej=True,
             resolution=(1.0 / voxel, 1.0 / voxel),
-            metadata={"axes": "ZYX", "unit": "nm", "spacing": voxel},
+            metadata={
+                "axes": "ZYX",
+                "unit": "nm",
+                "spacing": voxel,
+                **({"Info": encode_metadata(info)} if info else {}),
+            },
         )
     logger.debug("wrote ImageJ stack %s %s at %.4g nm", path, data.shape, voxel)
 
@@ -173,6 +191,19 @@ def read_tiff_voxel_size_nm(path: str | os.PathLike) -> float | None:
             num, den = tag.value
             return float(den) / float(num)
     return None
+
+
+def read_tiff_info(path: str | os.PathLike) -> dict:
+    """The JSON ``Info`` written by :func:`write_tiff_stack` (empty dict if absent)."""
+    p = require_file(path, "an ImageJ TIFF")
+    with tifffile.TiffFile(p) as t:
+        text = (t.imagej_metadata or {}).get("Info")
+    if not text:
+        return {}
+    try:
+        return decode_metadata(text, path=p)
+    except DataFormatError:
+        return {}
 
 
 def tiff_paths_in_folder(folder: str | os.PathLike, elements: list[str]) -> dict[str, Path]:
