@@ -1,0 +1,97 @@
+"""Tests for xrf_sr_kedro.metrics.plots: figures build and save to PNG."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from xrf_sr_kedro.metrics.fsc import fourier_shell_correlation
+from xrf_sr_kedro.metrics.image import bicubic_upsample
+from xrf_sr_kedro.metrics.plots import (
+    plot_before_after,
+    plot_fsc,
+    plot_orthogonal_slices,
+    plot_side_by_side,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _save(fig: Figure, path) -> None:
+    fig.savefig(path, dpi=60)
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 1000
+
+
+@pytest.fixture
+def maps():
+    rng = np.random.default_rng(0)
+    truth = rng.random((64, 64))
+    raw = truth.reshape(16, 4, 16, 4).mean(axis=(1, 3))
+    return truth, raw
+
+
+@pytest.mark.parametrize("threshold", ["one_bit", "half_bit", "0.143"])
+def test_plot_fsc(tmp_path, maps, threshold):
+    truth, raw = maps
+    rng = np.random.default_rng(1)
+    enhanced = truth + 0.1 * rng.standard_normal(truth.shape)
+    curves = {
+        "raw": fourier_shell_correlation(raw, raw + 0.05 * rng.standard_normal(raw.shape), 40.0),
+        "enhanced": fourier_shell_correlation(enhanced, truth, 10.0),
+    }
+    fig = plot_fsc(curves, "FSC vs truth", threshold=threshold)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(lbl.startswith("raw:") and lbl.endswith(" nm") for lbl in labels)
+    assert any(lbl.startswith("enhanced:") for lbl in labels)
+    _save(fig, tmp_path / "fsc.png")
+    with pytest.raises(ValueError, match="threshold"):
+        plot_fsc(curves, "x", threshold="3sigma")
+
+
+def test_plot_side_by_side(tmp_path, maps):
+    truth, raw = maps
+    images = {"truth": truth, "raw": raw, "bicubic": bicubic_upsample(raw, 4)}
+    fig = plot_side_by_side(
+        images, "Zn_K", pixel_sizes_nm={"truth": 10.0, "raw": 40.0, "bicubic": 10.0}, units="counts"
+    )
+    assert isinstance(fig, Figure)
+    # Three image panels share one colour scale; each covers the same field in nm.
+    image_axes = [ax for ax in fig.axes if ax.images]
+    assert len(image_axes) == 3
+    clims = {ax.images[0].get_clim() for ax in image_axes}
+    assert len(clims) == 1
+    extents = {tuple(np.round(ax.images[0].get_extent(), 6)) for ax in image_axes}
+    assert extents == {(0.0, 640.0, 640.0, 0.0)}
+    _save(fig, tmp_path / "side.png")
+    fig2 = plot_side_by_side({"a": truth, "b": raw}, "no scale", shared_scale=False)
+    _save(fig2, tmp_path / "side2.png")
+    with pytest.raises(ValueError, match="pixel_sizes_nm"):
+        plot_side_by_side(images, "x", pixel_sizes_nm={"truth": 10.0})
+    with pytest.raises(ValueError, match="2-D"):
+        plot_side_by_side({"vol": np.zeros((2, 3, 4))}, "x")
+
+
+def test_plot_orthogonal_slices(tmp_path):
+    rng = np.random.default_rng(2)
+    vol = rng.random((12, 20, 24))
+    fig = plot_orthogonal_slices(vol, 25.0, "Fe_K reconstruction")
+    assert isinstance(fig, Figure)
+    image_axes = [ax for ax in fig.axes if ax.images]
+    assert [ax.images[0].get_array().shape for ax in image_axes] == [(20, 24), (12, 24), (12, 20)]
+    _save(fig, tmp_path / "ortho.png")
+    with pytest.raises(ValueError, match="3-D"):
+        plot_orthogonal_slices(vol[0], 25.0, "x")
+
+
+def test_plot_before_after(tmp_path, maps):
+    truth, raw = maps
+    residual = np.random.default_rng(3).standard_normal(raw.shape)
+    fig = plot_before_after(raw, truth, residual, "Zn_K", pixel_size_before_nm=40.0)
+    assert isinstance(fig, Figure)
+    assert len([ax for ax in fig.axes if ax.images]) == 3
+    _save(fig, tmp_path / "before_after.png")
+    _save(plot_before_after(raw, truth), tmp_path / "before_after_2.png")
