@@ -330,3 +330,33 @@ def test_checkpoint_rebuilds_model_and_names_config_differences(tmp_path):
     other = DualBranchConfig(channels=16, n_msrb=1, n_groups=1, n_rcab=1, reduction=4, scale=2)
     with pytest.raises(ValueError, match="channels"):
         ckpt_mod.model_from_checkpoint(ds.load(), other)
+
+
+def test_hdf5_dataset_on_a_non_local_fsspec_protocol():
+    """Remote protocols go through a local temporary copy (here fsspec's memory://)."""
+    s = _stack()
+    ds = XRFHDF5Dataset(filepath="memory://xrf_sr_test/stack.h5")
+    ds.save(s)
+    assert ds.exists()
+    _assert_same_stack(ds.load(), s)
+
+
+def test_every_dataset_type_resolves_from_catalog_config(tmp_path):
+    f = str(tmp_path / "x")
+    config = {
+        "a": {"type": "xrf_sr_kedro.datasets.XRFHDF5Dataset", "filepath": f + ".h5",
+              "versioned": True, "load_args": {"pixel_size_nm": 1.0}},
+        "b": {"type": "xrf_sr_kedro.datasets.PyXRFDataset", "filepath": f + ".h5",
+              "elements": ["Zn_K"]},
+        "c": {"type": "xrf_sr_kedro.datasets.TiffMapsDataset", "folder": str(tmp_path),
+              "elements": ["Fe_K"], "pixel_size_nm": 150.0},
+        "d": {"type": "xrf_sr_kedro.datasets.TiffVolumeDataset", "filepath": f + ".tif"},
+        "e": {"type": "xrf_sr_kedro.datasets.ProbeDataset", "filepath": f + ".npy",
+              "pixel_size_nm": 8.0, "target_pixel_size_nm": 25.0, "size_px": 33},
+        "g": {"type": "xrf_sr_kedro.datasets.TorchCheckpointDataset", "filepath": f + ".pt",
+              "versioned": True},
+    }
+    catalog = DataCatalog.from_config(config)
+    for name in config:
+        assert not catalog.exists(name)
+        assert "x." in str(catalog[name]) or "folder" in str(catalog[name])
