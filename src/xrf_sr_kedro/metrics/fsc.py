@@ -318,7 +318,8 @@ def _voxel_size_from_table(table: pd.DataFrame) -> float:
     nz = table["freq_fraction_nyquist"].to_numpy() > 0
     if not np.any(nz):
         raise ValueError("table has no shell above DC; cannot infer the voxel size")
-    nyquist = float(np.median(table["freq_per_nm"].to_numpy()[nz] / table["freq_fraction_nyquist"].to_numpy()[nz]))
+    freq = table["freq_per_nm"].to_numpy()[nz]
+    nyquist = float(np.median(freq / table["freq_fraction_nyquist"].to_numpy()[nz]))
     return 0.5 / nyquist
 
 

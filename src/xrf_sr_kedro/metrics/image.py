@@ -196,7 +196,8 @@ def bicubic_upsample(x: ArrayLike, scale: int) -> ArrayLike:
         raise ValueError(f"x must have at least 2 dimensions (..., h, w), got shape {tuple(x.shape)}")
     if is_numpy:
         orig_dtype = x.dtype
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64 if x.dtype == np.float64 else np.float32))
+        work_dtype = np.float64 if x.dtype == np.float64 else np.float32
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=work_dtype))
     else:
         orig_dtype = x.dtype
         t = x if x.is_floating_point() else x.to(torch.float32)
@@ -265,3 +266,30 @@ def consistency_residual(
     else:
         rel_sum = diff / sum_m
     return residual, float(rel_l2), float(rel_sum)
+
+
+def match_intensity(estimate: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """``estimate`` mapped onto ``truth``'s intensity scale by least squares.
+
+    A method's output is in counts while the ground truth is a concentration, so
+    before PSNR/SSIM/FSC against the truth each estimate is replaced by
+    ``gain * estimate + offset`` with the gain and offset that minimise
+    ``||gain * estimate + offset - truth||^2``.  This removes the unknown
+    detector scale and background but nothing spatial.
+
+    Parameters
+    ----------
+    estimate, truth : ndarray, the same shape
+
+    Returns
+    -------
+    ndarray, float64, the shape of ``truth``
+    """
+    e = np.asarray(estimate, dtype=np.float64)
+    t = np.asarray(truth, dtype=np.float64)
+    if e.shape != t.shape:
+        raise ValueError(f"estimate shape {e.shape} does not match truth shape {t.shape}")
+    e_mean, t_mean = e.mean(), t.mean()
+    var = np.mean((e - e_mean) ** 2)
+    gain = np.mean((e - e_mean) * (t - t_mean)) / var if var > 0 else 0.0
+    return gain * (e - e_mean) + t_mean
