@@ -369,7 +369,9 @@ def _read_theta(f: h5py.File, path: Any, n_frames: int) -> np.ndarray:
 def _read_volume(f: h5py.File, path: Any) -> Volume:
     units = _decode_str(f.attrs.get("units", "a.u."))
     ds = _get(f, "/volume/data", path, "(n_elements, n_slices, N, N)")
-    _check_ndim(ds, (4,), path=path, key="/volume/data", layout="volume (n_elements, n_slices, N, N)")
+    _check_ndim(
+        ds, (4,), path=path, key="/volume/data", layout="volume (n_elements, n_slices, N, N)"
+    )
     data = check_signal(ds[()], path=path, key="/volume/data", units=units)
     elements = decode_names(_get(f, "/volume/elements", path, "element names")[()])
     if data.shape[0] != len(elements):

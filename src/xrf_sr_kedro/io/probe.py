@@ -54,13 +54,17 @@ def _as_modes(arr: np.ndarray, path: Path, key: str) -> np.ndarray:
             path, key, f"expected a probe (h, w) or modes (k, h, w), got shape {arr.shape}"
         )
     if not (np.iscomplexobj(arr) or np.issubdtype(arr.dtype, np.floating)):
-        raise DataFormatError(path, key, f"expected a complex (or real) array, got dtype {arr.dtype}")
+        raise DataFormatError(
+            path, key, f"expected a complex (or real) array, got dtype {arr.dtype}"
+        )
     if not np.all(np.isfinite(arr)):
         raise DataFormatError(path, key, "contains NaN/inf; expected finite probe values")
     if not np.iscomplexobj(arr):
         if np.any(arr < 0):
             raise DataFormatError(
-                path, key, "real probe has negative values; expected a complex field or an intensity"
+                path,
+                key,
+                "real probe has negative values; expected a complex field or an intensity",
             )
         logger.info("%s [%s]: real probe read as intensity (amplitude sqrt(I))", path, key)
         arr = np.sqrt(arr)
@@ -127,7 +131,9 @@ def read_probe(
         modes = _as_modes(np.asarray(arr), p, "array")
         if pixel_size_nm is None:
             raise DataFormatError(
-                p, "pixel_size_nm", "missing: a .npy probe carries no pixel size; pass pixel_size_nm"
+                p,
+                "pixel_size_nm",
+                "missing: a .npy probe carries no pixel size; pass pixel_size_nm",
             )
         return modes, check_pixel_size(pixel_size_nm, path=p, key="pixel_size_nm")
     if suffix in H5_SUFFIXES:

@@ -49,7 +49,9 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if isinstance(value, np.ndarray):
-        return [_json_safe(v) for v in value.tolist()] if value.dtype.kind in "SO" else value.tolist()
+        if value.dtype.kind in "SO":
+            return [_json_safe(v) for v in value.tolist()]
+        return value.tolist()
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -105,7 +107,9 @@ def _read_one(
                 raise DataFormatError(p, key, f"missing; expected {what} (PyXRF layout)")
         fit = f[FIT_KEY]
         if fit.ndim != 3:
-            raise DataFormatError(p, FIT_KEY, f"expected 3-D (n_lines, H, W), got shape {fit.shape}")
+            raise DataFormatError(
+                p, FIT_KEY, f"expected 3-D (n_lines, H, W), got shape {fit.shape}"
+            )
         names = decode_names(f[FIT_NAME_KEY][()])
         if len(names) != fit.shape[0]:
             raise DataFormatError(

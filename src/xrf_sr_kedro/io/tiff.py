@@ -95,7 +95,9 @@ def read_tiff_maps(
         arr = read_tiff_map(path, units=units)
         if maps and arr.shape != maps[0].shape:
             raise DataFormatError(
-                path, "image", f"shape {arr.shape} of {element} differs from {maps[0].shape} of {first}"
+                path,
+                "image",
+                f"shape {arr.shape} of {element} differs from {maps[0].shape} of {first}",
             )
         maps.append(arr)
     return XRFStack(
