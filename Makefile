@@ -1,0 +1,42 @@
+# Two commands a new user needs: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export KEDRO_DISABLE_TELEMETRY := 1
+export DO_NOT_TRACK := 1
+export MPLBACKEND := Agg
+
+.PHONY: install run test viz-check clean-data mlflow-ui
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall only when the dependency list changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the main job on the embedded default data: simulate the sample and the
+## training pairs, pretrain and fine-tune the network, enhanced tomography, report.
+run: install
+	$(BIN)/kedro run
+
+## Install and run the test suite.
+test: install
+	$(BIN)/python -m pytest
+
+## Screenshot kedro-viz and the MLflow UI in headless Chromium (installs Chromium).
+viz-check: install
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(BIN)/python scripts/ui_check.py
+
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000
+
+clean-data:
+	find data -type f ! -name .gitkeep ! -path 'data/01_raw/embedded/*' -delete

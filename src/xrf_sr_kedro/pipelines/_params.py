@@ -1,0 +1,30 @@
+"""Typed node parameters.
+
+Kedro 1.7 builds the dataclass annotated on a node's ``params:<pipeline>.<group>``
+argument from the YAML.  A plain dataclass accepts anything, so every parameter
+class is wrapped by :func:`validated`: pydantic then checks each field's type and
+rejects unknown keys, and Kedro stops the run with a message naming the parameter,
+e.g. ``Failed to instantiate ScanParams for parameter 'simulation.scan':
+step_px  Input should be a valid integer``.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import pydantic
+from pydantic import ConfigDict
+
+T = TypeVar("T")
+
+_CONFIG = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+def validated(cls: type[T]) -> type[T]:
+    """Frozen, type-checked version of dataclass ``cls`` (also usable as a decorator).
+
+    Applied to a domain dataclass (e.g. ``TrainConfig``) it returns a validating
+    subclass, so the domain code keeps its plain dataclass and the YAML is checked
+    against the very same fields.
+    """
+    return pydantic.dataclasses.dataclass(cls, frozen=True, config=_CONFIG)

@@ -1,0 +1,29 @@
+"""Kedro project settings."""
+
+from kedro.config import OmegaConfigLoader
+
+from xrf_sr_kedro.hooks import MlflowExperimentHook
+
+# kedro-mlflow registers its own hooks through its entry point; ours only picks the
+# MLflow experiment (one per pipeline family) before kedro-mlflow starts the run.
+HOOKS = (MlflowExperimentHook(),)
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+
+
+def _skimage_data_dir() -> str:
+    """Folder of the images bundled with scikit-image (the offline pretraining default)."""
+    import skimage
+
+    return skimage.data_dir
+
+
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    "custom_resolvers": {"skimage_data_dir": _skimage_data_dir},
+    # conf/<env>/parameters*.yml override single keys (e.g. only
+    # simulation.sample.size_vox); catalog entries are replaced whole, so a local
+    # entry may change a dataset's type.
+    "merge_strategy": {"parameters": "soft"},
+}
