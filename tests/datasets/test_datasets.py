@@ -360,3 +360,21 @@ def test_every_dataset_type_resolves_from_catalog_config(tmp_path):
     for name in config:
         assert not catalog.exists(name)
         assert "x." in str(catalog[name]) or "folder" in str(catalog[name])
+
+
+def test_checkpoint_dataset_fallback(tmp_path, caplog):
+    pytest.importorskip("xrf_sr_kedro.io.checkpoint")
+    pre = tmp_path / "pretrained.pt"
+    ds = TorchCheckpointDataset(filepath=str(tmp_path / "fine.pt"), fallback_filepath=str(pre))
+    with pytest.raises(DatasetError, match="fine.pt and its fallback .*pretrained.pt do not exist"):
+        ds.load()
+    TorchCheckpointDataset(filepath=str(pre)).save(_checkpoint(5))
+    with caplog.at_level("WARNING"):
+        assert ds.load()["epoch"] == 5
+    assert "loading fallback" in caplog.text
+    assert not ds.exists()  # only the primary path counts, so training is not skipped
+    ds.save(_checkpoint(6))
+    assert ds.exists() and ds.load()["epoch"] == 6
+    versioned = TorchCheckpointDataset(filepath=str(tmp_path / "v.pt"), fallback_filepath=str(pre),
+                                       version=Version(None, None))
+    assert versioned.load()["epoch"] == 5

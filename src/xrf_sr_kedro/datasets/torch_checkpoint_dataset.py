@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
 from typing import Any
 
-from kedro.io.core import DatasetError, Version
+from kedro.io.core import DatasetError, Version, get_filepath_str
 
 from xrf_sr_kedro.datasets._base import FileDataset
+
+logger = logging.getLogger(__name__)
 
 
 class TorchCheckpointDataset(FileDataset[dict]):
@@ -20,6 +24,11 @@ class TorchCheckpointDataset(FileDataset[dict]):
     (and checking its config against the expected one, field by field) is the
     caller's job: :func:`xrf_sr_kedro.io.checkpoint.model_from_checkpoint`.
 
+    ``fallback_filepath`` (local file, optional) is loaded, with a logged warning,
+    when ``filepath`` (or its latest version) does not exist yet, e.g. enhancing with
+    the pre-trained network when no fine-tuned one has been trained.  ``exists()``
+    still reports only ``filepath``, so ``--only-missing-outputs`` runs still train.
+
     Examples
     --------
     ::
@@ -28,12 +37,18 @@ class TorchCheckpointDataset(FileDataset[dict]):
           type: xrf_sr_kedro.datasets.TorchCheckpointDataset
           filepath: data/06_models/pretrained.pt
           versioned: true
+
+        fine_tuned_model:
+          type: xrf_sr_kedro.datasets.TorchCheckpointDataset
+          filepath: data/06_models/fine_tuned_model.pt
+          fallback_filepath: data/06_models/pretrained_model.pt
     """
 
     def __init__(
         self,
         *,
         filepath: str | os.PathLike,
+        fallback_filepath: str | os.PathLike | None = None,
         version: Version | None = None,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
@@ -47,13 +62,26 @@ class TorchCheckpointDataset(FileDataset[dict]):
             fs_args=fs_args,
             metadata=metadata,
         )
+        self._fallback_filepath = None if fallback_filepath is None else str(fallback_filepath)
 
     def _describe(self) -> dict[str, Any]:
-        return self._base_describe()
+        return {**self._base_describe(), "fallback_filepath": self._fallback_filepath}
 
     def load(self) -> dict:
         from xrf_sr_kedro.io.checkpoint import load_checkpoint
 
+        if self._fallback_filepath is not None and not self._exists():
+            if not Path(self._fallback_filepath).is_file():
+                raise FileNotFoundError(
+                    f"checkpoint {get_filepath_str(self._filepath, self._protocol)} and its "
+                    f"fallback {self._fallback_filepath} do not exist"
+                )
+            logger.warning(
+                "checkpoint %s does not exist; loading fallback %s",
+                get_filepath_str(self._filepath, self._protocol),
+                self._fallback_filepath,
+            )
+            return load_checkpoint(self._fallback_filepath)
         return self._load_with(load_checkpoint)
 
     def save(self, data: dict) -> None:
