@@ -69,6 +69,9 @@ ScanMode = Literal["fly", "step"]
 _WORKERS = max(1, min(os.cpu_count() or 1, 8))
 _SPECTRUM_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _SPECTRUM_CACHE_SIZE = 8
+# CPU tensors go through scipy.fft (faster than torch.fft on CPU) with an exact-adjoint
+# backward; tests switch this off to exercise the torch.fft path used on GPUs.
+_TORCH_CPU_VIA_SCIPY = True
 
 
 # --------------------------------------------------------------------------- validation
@@ -262,6 +265,54 @@ def _as_batch(images: object) -> tuple[object, tuple[int, ...], bool]:
     return images, shape, is_t
 
 
+def _forward_numpy(x: np.ndarray, kern: np.ndarray, s: int) -> np.ndarray:
+    """(B, H, W) -> (B, H//s, W//s) float32 (computed in x's precision)."""
+    H, W = x.shape[-2:]
+    h, w, py, px, L_h, L_w = _fft_sizes((H, W), kern.shape, s)
+    dtype = np.float64 if x.dtype == np.float64 else np.float32
+    x = x.astype(dtype, copy=False)
+    G = _kernel_spectrum(kern, L_h, L_w, py, px, dtype)
+    X = sfft.rfft(x, n=L_w, axis=-1, workers=_WORKERS)
+    X = sfft.fft(X, n=L_h, axis=-2, workers=_WORKERS, overwrite_x=True)
+    X *= G
+    Z = X.reshape(X.shape[0], s, L_h // s, X.shape[-1]).mean(axis=1)
+    z = sfft.ifft(Z, axis=-2, workers=_WORKERS, overwrite_x=True)
+    y = sfft.irfft(z[:, :h], n=L_w, axis=-1, workers=_WORKERS)
+    return np.ascontiguousarray(y[:, :, : (w - 1) * s + 1 : s], dtype=np.float32)
+
+
+def _adjoint_numpy(y: np.ndarray, kern: np.ndarray, s: int, hr_shape: tuple[int, int]
+                   ) -> np.ndarray:
+    """(B, h, w) -> (B, H, W) float32."""
+    H, W = hr_shape
+    h, w, py, px, L_h, L_w = _fft_sizes((H, W), kern.shape, s)
+    dtype = np.float64 if y.dtype == np.float64 else np.float32
+    z = np.zeros((y.shape[0], L_h, L_w), dtype=dtype)
+    z[:, : (h - 1) * s + 1 : s, : (w - 1) * s + 1 : s] = y
+    G = _kernel_spectrum(kern, L_h, L_w, py, px, dtype)
+    Zf = sfft.rfft2(z, workers=_WORKERS)
+    Zf *= G.conj()
+    r = sfft.irfft2(Zf, s=(L_h, L_w), workers=_WORKERS)
+    return np.ascontiguousarray(r[:, :H, :W], dtype=np.float32)
+
+
+if torch is not None:
+
+    class _FlyscanCPU(torch.autograd.Function):
+        """Forward on CPU through scipy.fft; backward is the exact adjoint."""
+
+        @staticmethod
+        def forward(ctx, x, kern, s, hr_shape):  # type: ignore[override]
+            ctx.kern, ctx.s, ctx.hr_shape, ctx.dtype = kern, s, hr_shape, x.dtype
+            return torch.from_numpy(_forward_numpy(x.detach().numpy(), kern, s))
+
+        @staticmethod
+        @torch.autograd.function.once_differentiable
+        def backward(ctx, grad):  # type: ignore[override]
+            g = _adjoint_numpy(grad.detach().numpy(), ctx.kern, ctx.s, ctx.hr_shape)
+            return torch.from_numpy(g).to(ctx.dtype), None, None, None
+
+
 # --------------------------------------------------------------------------- public API
 
 
@@ -304,10 +355,16 @@ def flyscan(
         raise ValueError(f"images ({H}x{W}) must be at least one step ({s} px) on each side")
     h, w, py, px, L_h, L_w = _fft_sizes((H, W), kern.shape, s)
     lead = shape[:-2]
+    if is_t and images.device.type == "cpu" and _TORCH_CPU_VIA_SCIPY:  # type: ignore[union-attr]
+        # pocketfft via scipy is several times faster than torch.fft on CPU; the
+        # gradient is the exact adjoint
+        x = images.reshape(-1, H, W)  # type: ignore[union-attr]
+        if x.dtype not in (torch.float32, torch.float64):
+            x = x.float()
+        y = _FlyscanCPU.apply(x, kern, s, (H, W))
+        return y.reshape(*lead, h, w)
     if is_t:
         x = images.reshape(-1, H, W)  # type: ignore[union-attr]
-        if not torch.is_floating_point(x):
-            x = x.float()
         if x.dtype not in (torch.float32, torch.float64):
             x = x.float()
         spec = _kernel_spectrum(kern, L_h, L_w, py, px, np.float64)
@@ -322,17 +379,9 @@ def flyscan(
         return y.reshape(*lead, h, w).to(torch.float32)
 
     x = images.reshape(-1, H, W)  # type: ignore[union-attr]
-    dtype = np.float64 if x.dtype == np.float64 else np.float32
-    x = x.astype(dtype, copy=False)
-    G = _kernel_spectrum(kern, L_h, L_w, py, px, dtype)
-    X = sfft.rfft(x, n=L_w, axis=-1, workers=_WORKERS)
-    X = sfft.fft(X, n=L_h, axis=-2, workers=_WORKERS, overwrite_x=True)
-    X *= G
-    Z = X.reshape(X.shape[0], s, L_h // s, X.shape[-1]).mean(axis=1)
-    z = sfft.ifft(Z, axis=-2, workers=_WORKERS, overwrite_x=True)
-    y = sfft.irfft(z[:, :h], n=L_w, axis=-1, workers=_WORKERS)
-    y = y[:, :, : (w - 1) * s + 1 : s]
-    return np.ascontiguousarray(y.reshape(*lead, h, w), dtype=np.float32)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)
+    return _forward_numpy(x, kern, s).reshape(*lead, h, w)
 
 
 def flyscan_adjoint(
@@ -372,6 +421,16 @@ def flyscan_adjoint(
             f"got {shape}"
         )
     lead = shape[:-2]
+    if (
+        is_t
+        and lr.device.type == "cpu"  # type: ignore[union-attr]
+        and not lr.requires_grad  # type: ignore[union-attr]
+        and _TORCH_CPU_VIA_SCIPY
+    ):
+        y = lr.detach().reshape(-1, h, w).numpy()  # type: ignore[union-attr]
+        if y.dtype not in (np.float32, np.float64):
+            y = y.astype(np.float32)
+        return torch.from_numpy(_adjoint_numpy(y, kern, s, (H, W))).reshape(*lead, H, W)
     if is_t:
         y = lr.reshape(-1, h, w)  # type: ignore[union-attr]
         if y.dtype not in (torch.float32, torch.float64):
@@ -385,11 +444,4 @@ def flyscan_adjoint(
         return r[:, :H, :W].reshape(*lead, H, W).to(torch.float32)
 
     y = lr.reshape(-1, h, w)  # type: ignore[union-attr]
-    dtype = np.float64 if y.dtype == np.float64 else np.float32
-    z = np.zeros((y.shape[0], L_h, L_w), dtype=dtype)
-    z[:, : (h - 1) * s + 1 : s, : (w - 1) * s + 1 : s] = y
-    G = _kernel_spectrum(kern, L_h, L_w, py, px, dtype)
-    Zf = sfft.rfft2(z, workers=_WORKERS)
-    Zf *= G.conj()
-    r = sfft.irfft2(Zf, s=(L_h, L_w), workers=_WORKERS)
-    return np.ascontiguousarray(r[:, :H, :W].reshape(*lead, H, W), dtype=np.float32)
+    return _adjoint_numpy(y, kern, s, (H, W)).reshape(*lead, H, W)
