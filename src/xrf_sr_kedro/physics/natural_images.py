@@ -171,7 +171,8 @@ def _cracks(rng: np.random.Generator, n: int) -> np.ndarray:
             iy, ix = int(y), int(x)
             if not (0 <= iy < n and 0 <= ix < n):
                 break
-            mask[max(iy - width // 2, 0) : iy + (width + 1) // 2, max(ix - width // 2, 0) : ix + (width + 1) // 2] = True
+            y0, x0 = max(iy - width // 2, 0), max(ix - width // 2, 0)
+            mask[y0 : iy + (width + 1) // 2, x0 : ix + (width + 1) // 2] = True
     img[mask] *= rng.uniform(0.0, 0.3)
     return _normalise(img)
 
