@@ -83,7 +83,9 @@ def main() -> None:
     for k in range(n_img):
         base = rng.random((1356 // 8, 2040 // 8)).astype(np.float32)
         imgs.append(np.kron(base, np.ones((8, 8), np.float32)) * 0.8 + 0.1)
-    simulate = lambda img, k: simulate_counts(flyscan(img, p, s), 100.0, 2.0, 1.0, seed=k)  # noqa: E731
+    def simulate(img: np.ndarray, k: int) -> np.ndarray:
+        return simulate_counts(flyscan(img, p, s), 100.0, 2.0, 1.0, seed=k)
+
     simulate(imgs[0], 0)
     t0 = time.perf_counter()
     for k, img in enumerate(imgs):

@@ -7,7 +7,13 @@ import logging
 import numpy as np
 from tqdm.auto import tqdm
 
-from xrf_sr_kedro.physics.flyscan import FastAxis, ScanMode, _probe_to_numpy, flyscan, flyscan_adjoint
+from xrf_sr_kedro.physics.flyscan import (
+    FastAxis,
+    ScanMode,
+    _probe_to_numpy,
+    flyscan,
+    flyscan_adjoint,
+)
 
 logger = logging.getLogger(__name__)
 
