@@ -72,3 +72,16 @@ def test_probe_validation():
         gaussian_probe(-1.0, 7.5)
     with pytest.raises(ValueError, match="central_stop_um"):
         zone_plate_probe(central_stop_um=300.0)
+
+
+def test_resample_probe_keeps_flux_and_width():
+    from xrf_sr_kedro.physics.probe import gaussian_probe, probe_fwhm_nm, resample_probe
+
+    probe = gaussian_probe(60.0, pixel_size_nm=7.5)
+    assert resample_probe(probe, 7.5) is probe
+    finer = resample_probe(probe, 3.75)
+    coarser = resample_probe(probe, 15.0)
+    for p in (finer, coarser):
+        assert p.intensity.sum() == pytest.approx(1.0, rel=1e-6)
+        assert probe_fwhm_nm(p) == pytest.approx(60.0, rel=0.15)
+    assert finer.pixel_size_nm == 3.75 and coarser.pixel_size_nm == 15.0
