@@ -88,48 +88,45 @@ def _joseph_coo(
     angles_rad: np.ndarray,
     n_det: int,
     center_offset_px: float,
-    first_ray: int,
     device: torch.device,
     dtype: torch.dtype,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Row, column and weight of every non-zero for a block of angles.
 
-    Rows are numbered from ``first_ray`` (ray ``a * n_det + d``); rows come out
-    sorted, which the CSR assembly relies on.
+    Rays are numbered ``a * n_det + d`` within the block; rows come out sorted,
+    which the CSR assembly relies on.
     """
     wdt = torch.float64
     th = torch.as_tensor(angles_rad, dtype=wdt, device=device)[:, None, None]
     c, s = torch.cos(th), torch.sin(th)
     d = torch.arange(n_det, dtype=wdt, device=device)
     s_d = (d + 0.5 - n_det / 2.0 - center_offset_px)[None, :, None]
-    k = torch.arange(n, dtype=wdt, device=device)
-    pos_k = (k + 0.5 - n / 2.0)[None, None, :]  # centre of row/column k
+    pos_k = (torch.arange(n, dtype=wdt, device=device) + 0.5 - n / 2.0)[None, None, :]
     steep = c.abs() >= s.abs()  # ray crosses rows more steeply: step over rows
     # Stepping over rows i (X = pos_k): Y = (s_d + X sin) / cos; interpolate in j.
     # Stepping over columns j (Y = pos_k): X = (Y cos - s_d) / sin; interpolate in i.
     safe_c = torch.where(steep, c, torch.ones_like(c))
     safe_s = torch.where(steep, torch.ones_like(s), s)
-    other = torch.where(steep, (s_d + pos_k * s) / safe_c, (pos_k * c - s_d) / safe_s)
-    step = 1.0 / torch.where(steep, c.abs(), s.abs())  # ray length per step
-    f = other + n / 2.0 - 0.5  # fractional index along the interpolated axis
-    f0 = torch.floor(f)
-    w1 = f - f0
-    w0 = 1.0 - w1
-    i0 = f0.long()
-    na = angles_rad.shape[0]
-    shape = (na, n_det, n, 2)
-    idx_other = torch.stack((i0, i0 + 1), dim=-1).expand(shape)
-    weights = (torch.stack((w0, w1), dim=-1) * step[..., None]).expand(shape)
-    kk = torch.arange(n, device=device)[None, None, :, None].expand(shape)
-    steep4 = steep[..., None].expand(shape)
-    col = torch.where(steep4, kk * n + idx_other, idx_other * n + kk)
-    ray = (
-        first_ray
-        + torch.arange(na, device=device)[:, None, None, None] * n_det
-        + torch.arange(n_det, device=device)[None, :, None, None]
-    ).expand(shape)
-    keep = (idx_other >= 0) & (idx_other < n) & (weights > 0)
-    return ray[keep], col[keep], weights[keep].to(dtype)
+    f = torch.where(steep, (s_d + pos_k * s) / safe_c, (pos_k * c - s_d) / safe_s)
+    f = f + (n / 2.0 - 0.5)  # fractional index along the interpolated axis
+    f = f.reshape(-1)
+    flat = torch.nonzero((f >= -1) & (f < n)).squeeze(1)
+    fs = f[flat]
+    f0s = torch.floor(fs)
+    w1 = fs - f0s
+    ray_idx = flat // n  # a * n_det + d
+    k_idx = flat - ray_idx * n
+    a_idx = ray_idx // n_det
+    step = (1.0 / torch.maximum(c.abs(), s.abs())).reshape(-1)[a_idx]
+    i0 = f0s.long()
+    st = steep.reshape(-1)[a_idx]
+    other = torch.stack((i0, i0 + 1), dim=1)  # (m, 2)
+    w = torch.stack(((1.0 - w1) * step, w1 * step), dim=1)
+    kk = k_idx[:, None]
+    col = torch.where(st[:, None], kk * n + other, other * n + kk)
+    ray = ray_idx[:, None].expand(-1, 2)
+    keep = (other >= 0) & (other < n) & (w > 0)
+    return ray[keep], col[keep], w[keep].to(dtype)
 
 
 def _build_block(
@@ -141,20 +138,24 @@ def _build_block(
     dtype: torch.dtype,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """CSR matrices ``(A, A^T)`` for one block of angles."""
-    rows, cols, vals = _joseph_coo(n, angles_rad, n_det, center_offset_px, 0, device, dtype)
+    rows, cols, vals = _joseph_coo(n, angles_rad, n_det, center_offset_px, device, dtype)
     n_rays = angles_rad.shape[0] * n_det
-    counts = torch.bincount(rows, minlength=n_rays)
-    crow = torch.zeros(n_rays + 1, dtype=torch.int64, device=device)
-    crow[1:] = torch.cumsum(counts, 0)
-    index_dtype = torch.int32 if vals.numel() < 2**31 - 1 and n * n < 2**31 - 1 else torch.int64
+    n_pix = n * n
+    index_dtype = torch.int32 if vals.numel() < 2**31 - 1 and n_pix < 2**31 - 1 else torch.int64
+
+    def crow_of(idx: torch.Tensor, size: int) -> torch.Tensor:
+        crow = torch.zeros(size + 1, dtype=torch.int64, device=device)
+        crow[1:] = torch.cumsum(torch.bincount(idx, minlength=size), 0)
+        return crow.to(index_dtype)
+
+    order = torch.argsort(cols, stable=True)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
         a = torch.sparse_csr_tensor(
-            crow.to(index_dtype), cols.to(index_dtype), vals, size=(n_rays, n * n)
+            crow_of(rows, n_rays), cols.to(index_dtype), vals, size=(n_rays, n_pix)
         )
-        csc = a.to_sparse_csc()
         at = torch.sparse_csr_tensor(
-            csc.ccol_indices(), csc.row_indices(), csc.values(), size=(n * n, n_rays)
+            crow_of(cols, n_pix), rows[order].to(index_dtype), vals[order], size=(n_pix, n_rays)
         )
     return a, at
 
