@@ -25,6 +25,8 @@ def project_copy(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     root.mkdir()
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
+    # Kedro requires the source folder inside the project (it resolves symlinks).
+    shutil.copytree(PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir()
     shutil.copytree(PROJECT_ROOT / "data" / "01_raw" / "embedded", root / "data" / "01_raw" / "embedded")

@@ -102,7 +102,7 @@ def make_patch_pairs(
             )
             continue
         if mean_counts is not None and lr.mean() > 0:
-            counts = simulate_counts(lr, mean_counts, background_counts, readout_sigma_counts, rng)
+            counts = simulate_counts(np.clip(lr, 0, None), mean_counts, background_counts, readout_sigma_counts, rng)
             lr = (counts - background_counts) * (float(lr.mean()) / float(mean_counts))
         lr = np.clip(lr, 0.0, 1.0).astype(np.float32)
         m_y = min(margin_lr, (h - p_lr) // 2)

@@ -81,12 +81,12 @@ def check_consistency(
     )
     logger.info(
         "Data consistency: relative L2 residual %.3f, total-signal error %.2e",
-        report["relative_l2"],
-        report["relative_total_signal_error"],
+        report["relative_l2_overall"],
+        report["total_signal_error_overall"],
     )
     metrics = {
         f"consistency_{key}": [{"value": float(report[key]), "step": 0}]
-        for key in ("relative_l2", "relative_total_signal_error")
+        for key in ("relative_l2_overall", "total_signal_error_overall")
     }
     figures = {}
     frames = np.linspace(0, measured.n_frames - 1, min(consistency.n_example_maps, measured.n_frames))

@@ -26,7 +26,7 @@ from xrf_sr_kedro.types import PatchPairs, ProbeIntensity, Volume, XRFStack
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 @validated
@@ -147,15 +147,16 @@ def _flyscan_with_noise(
         expected = flyscan(
             maps, probe.intensity, step_px, fast_axis=fast_axis, mode=mode, n_substeps=n_substeps
         )
-        measured.append(
-            simulate_counts(
-                expected,
-                mean_counts=_mean_counts(mean_counts, element),
-                background_counts=background_counts,
-                readout_sigma_counts=readout_sigma_counts,
-                seed=rng,
-            )
+        counts = simulate_counts(
+            np.clip(expected, 0, None),  # FFT round-off leaves tiny negatives
+            mean_counts=_mean_counts(mean_counts, element),
+            background_counts=background_counts,
+            readout_sigma_counts=readout_sigma_counts,
+            seed=rng,
         )
+        # Readout noise can push an empty pixel below zero; the recorded counts
+        # are non-negative, as a detector reports them.
+        measured.append(np.clip(counts, 0, None))
     return XRFStack(
         data=np.stack(measured),
         pixel_size_nm=truth.pixel_size_nm * step_px,
@@ -259,7 +260,11 @@ def collect_training_images(
     for name in sorted(natural_images):
         if PurePath(name).suffix.lower() not in IMAGE_SUFFIXES:
             continue
-        gray = load_image_as_gray(np.asarray(natural_images[name]()))
+        try:
+            gray = load_image_as_gray(np.asarray(natural_images[name]()))
+        except Exception as exc:  # a corrupt or exotic file must not stop the run
+            logger.warning("Skipping image %s: %s", name, exc)
+            continue
         if min(gray.shape) >= images.min_size_px:
             loaded.append(gray)
     loaded += procedural_textures(images.n_textures, images.texture_size_px, seed=images.seed)
