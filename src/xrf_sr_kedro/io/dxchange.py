@@ -44,9 +44,10 @@ class TransmissionData:
 def read_transmission(path: str | os.PathLike) -> TransmissionData:
     """Read ``exchange/{data, data_white, data_dark, theta}`` from a Data Exchange file.
 
-    ``theta`` is stored in degrees by the APS writers used here; values whose
-    span is below 2 pi are still taken as degrees only if any exceeds 2 pi, else
-    they are read as radians and converted.
+    ``theta`` is returned in degrees.  Files normally store degrees; when every
+    value lies within +-2 pi and the span is under 7, the values are taken to be
+    radians and converted (a degree scan spanning under 7 degrees would be
+    misread, which no tomography scan does).
 
     Raises
     ------
