@@ -61,14 +61,17 @@ class MlflowExperimentHook:
 
 
 def run_name(pipeline_names: list[str], params: dict[str, Any]) -> str:
-    """A run name that says what ran: pipelines, model preset and training data."""
+    """A run name that says what ran: pipelines, model preset and training images,
+    e.g. ``pretraining | small | skimage-bundled``."""
+
+    def get(*keys: str) -> Any:
+        node: Any = params
+        for key in keys:
+            node = node.get(key) if isinstance(node, dict) else None
+        return node
+
     parts = ["+".join(pipeline_names)]
-    preset = params.get("model", {}).get("preset") if isinstance(params.get("model"), dict) else None
-    if preset:
-        parts.append(str(preset))
-    data = params.get("simulation", {}).get("natural_images", {}).get("source") if isinstance(
-        params.get("simulation"), dict
-    ) else None
-    if data:
-        parts.append(str(data))
+    for value in (get("pretraining", "model", "preset"), get("simulation", "training_images", "source")):
+        if value:
+            parts.append(str(value))
     return " | ".join(parts)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -293,7 +294,7 @@ def build_report(
 
 
 def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in text).strip("_")
+    return re.sub(r"[^0-9A-Za-z.]+", "_", text).strip("_")
 
 
 def markdown_table(table: pd.DataFrame) -> str:
