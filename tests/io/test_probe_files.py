@@ -6,10 +6,11 @@ import h5py
 import numpy as np
 import pytest
 
+from xrf_sr_kedro.physics.probe import probe_from_modes
+
 from xrf_sr_kedro.io.hdf5 import DataFormatError
 from xrf_sr_kedro.io.probe import (
     load_probe_intensity,
-    probe_intensity_from_modes,
     read_probe,
     save_probe,
 )
@@ -20,6 +21,10 @@ RNG = np.random.default_rng(3)
 
 def _modes(k=3, n=9):
     return (RNG.normal(size=(k, n, n)) + 1j * RNG.normal(size=(k, n, n))).astype(np.complex64)
+
+
+def probe_intensity_from_modes(modes):
+    return probe_from_modes(modes, 1.0).intensity
 
 
 def test_intensity_is_incoherent_sum_normalised():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+
+import numpy as np
 from typing import Any
 
 from kedro.io.core import DatasetError, Version
@@ -12,46 +14,13 @@ from xrf_sr_kedro.datasets._base import FileDataset
 from xrf_sr_kedro.io.probe import (
     is_probe_intensity_file,
     load_probe_intensity,
-    probe_intensity_from_modes,
     read_probe,
     save_probe,
 )
+from xrf_sr_kedro.physics.probe import probe_from_modes
 from xrf_sr_kedro.types import ProbeIntensity
 
 logger = logging.getLogger(__name__)
-
-
-def _intensity_from_modes(
-    modes: Any,
-    pixel_size_nm: float,
-    target_pixel_size_nm: float | None,
-    size_px: int | None,
-    source: str,
-) -> ProbeIntensity:
-    """Use physics.probe.probe_from_modes when present (it resamples), else no resampling."""
-    try:
-        from xrf_sr_kedro.physics.probe import probe_from_modes
-    except ImportError:
-        probe_from_modes = None
-    if probe_from_modes is not None:
-        probe = probe_from_modes(
-            modes, pixel_size_nm, target_pixel_size_nm=target_pixel_size_nm, size_px=size_px
-        )
-        md = {**probe.metadata, "source_file": source, "n_modes": int(modes.shape[0])}
-        return ProbeIntensity(probe.intensity, probe.pixel_size_nm, md)
-    if target_pixel_size_nm is not None or size_px is not None:
-        logger.warning(
-            "physics.probe.probe_from_modes is unavailable: %s is not resampled to "
-            "target_pixel_size_nm=%s / size_px=%s",
-            source,
-            target_pixel_size_nm,
-            size_px,
-        )
-    return ProbeIntensity(
-        probe_intensity_from_modes(modes),
-        pixel_size_nm,
-        {"source_file": source, "n_modes": int(modes.shape[0])},
-    )
 
 
 class ProbeDataset(FileDataset[ProbeIntensity]):
@@ -121,14 +90,15 @@ class ProbeDataset(FileDataset[ProbeIntensity]):
             probe = load_probe_intensity(path)
             if self._target_pixel_size_nm is None and self._size_px is None:
                 return probe
-            # a (real, non-negative) intensity is one mode with amplitude sqrt(I)
-            modes = (probe.intensity.astype("float64") ** 0.5)[None].astype("complex64")
-            return _intensity_from_modes(
-                modes, probe.pixel_size_nm, self._target_pixel_size_nm, self._size_px, path
-            )
-        modes, pixel = read_probe(path, pixel_size_nm=self._pixel_size_nm, key=self._key)
-        return _intensity_from_modes(
-            modes, pixel, self._target_pixel_size_nm, self._size_px, str(path)
+            # an intensity is one mode of amplitude sqrt(I)
+            modes, pixel = np.sqrt(probe.intensity)[None], probe.pixel_size_nm
+        else:
+            modes, pixel = read_probe(path, pixel_size_nm=self._pixel_size_nm, key=self._key)
+        probe = probe_from_modes(
+            modes, pixel, target_pixel_size_nm=self._target_pixel_size_nm, size_px=self._size_px
+        )
+        return ProbeIntensity(
+            probe.intensity, probe.pixel_size_nm, {**probe.metadata, "source_file": str(path)}
         )
 
     def load(self) -> ProbeIntensity:

@@ -16,7 +16,6 @@ and what was expected.
 from xrf_sr_kedro.io.hdf5 import DataFormatError, load_h5, save_h5
 from xrf_sr_kedro.io.probe import (
     load_probe_intensity,
-    probe_intensity_from_modes,
     read_probe,
     save_probe,
 )
@@ -27,7 +26,6 @@ __all__ = [
     "DataFormatError",
     "load_h5",
     "load_probe_intensity",
-    "probe_intensity_from_modes",
     "read_probe",
     "read_pyxrf",
     "read_pyxrf_series",

@@ -153,45 +153,15 @@ def read_probe(
     raise DataFormatError(p, "suffix", f"unknown probe file type {suffix!r}; expected .npy or .h5")
 
 
-def probe_intensity_from_modes(modes: np.ndarray) -> np.ndarray:
-    """Incoherent sum of mode intensities ``sum_k |P_k|^2``, normalised to sum 1.
-
-    Parameters
-    ----------
-    modes : ndarray, shape (h, w) or (k, h, w), complex or real
-
-    Returns
-    -------
-    ndarray, float64, shape (h, w), non-negative, sums to 1
-    """
-    m = np.asarray(modes)
-    if m.ndim == 2:
-        m = m[None]
-    if m.ndim != 3:
-        raise ValueError(f"modes must be (h, w) or (k, h, w), got shape {m.shape}")
-    if not np.all(np.isfinite(m)):
-        raise ValueError("modes contain NaN or inf")
-    intensity = np.sum(np.abs(m.astype(np.complex128)) ** 2, axis=0)
-    total = intensity.sum()
-    if total <= 0:
-        raise ValueError("modes are zero everywhere; the probe intensity cannot be normalised")
-    return intensity / total
-
-
-def fwhm_nm(intensity: np.ndarray, pixel_size_nm: float) -> float:
-    """Full width at half maximum (nm) from the area above half maximum (equal-area circle)."""
-    i = np.asarray(intensity, dtype=np.float64)
-    area_px = float(np.count_nonzero(i >= 0.5 * i.max()))
-    return 2.0 * np.sqrt(area_px / np.pi) * float(pixel_size_nm)
-
-
 def save_probe(path: str | os.PathLike, probe: ProbeIntensity) -> None:
     """Write a :class:`ProbeIntensity` to HDF5 atomically (layout in the module docstring)."""
     if not isinstance(probe, ProbeIntensity):
         raise TypeError(f"save_probe expects a ProbeIntensity, got {type(probe).__name__}")
     fwhm = probe.metadata.get("fwhm_nm")
     if fwhm is None:
-        fwhm = fwhm_nm(probe.intensity, probe.pixel_size_nm)
+        from xrf_sr_kedro.physics.probe import probe_fwhm_nm
+
+        fwhm = probe_fwhm_nm(probe)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs[KIND_ATTR] = "ProbeIntensity"
