@@ -31,7 +31,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def train_throughput(name: str, batch: int, steps: int, device: torch.device, lr_px: int = 64) -> float:
+def train_throughput(
+    name: str, batch: int, steps: int, device: torch.device, lr_px: int = 64
+) -> float:
     torch.manual_seed(0)
     model = build_model(name).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -54,7 +56,9 @@ def train_throughput(name: str, batch: int, steps: int, device: torch.device, lr
 
 
 @torch.no_grad()
-def inference_throughput(name: str, batch: int, reps: int, device: torch.device, lr_px: int = 64) -> float:
+def inference_throughput(
+    name: str, batch: int, reps: int, device: torch.device, lr_px: int = 64
+) -> float:
     torch.manual_seed(0)
     model = build_model(name).to(device).eval()
     x = torch.rand(batch, 1, lr_px, lr_px, device=device)
@@ -87,7 +91,7 @@ def main() -> None:
     device = resolve_device(None)
     plan = {  # preset: (train batch, train steps, inference batch, inference reps)
         "small": (8, 3 if args.quick else 8, 8, 2 if args.quick else 5),
-        "paper": (4 if device.type == "cpu" else 8, 1 if args.quick else 2, 1, 1 if args.quick else 2),
+        "paper": (4, 1 if args.quick else 2, 1, 1 if args.quick else 2),
     }
     if device.type == "cuda":
         plan = {k: (16, 20, 16, 20) for k in plan}

@@ -68,7 +68,8 @@ def test_foreign_file_is_named(tmp_path):
 def test_missing_keys_are_listed(tmp_path):
     path = tmp_path / "weights.pt"
     torch.save({"model_state": {}}, path)
-    with pytest.raises(ValueError, match=r"weights.pt .*missing keys \['format_version', 'config'\]"):
+    missing = r"weights.pt .*missing keys \['format_version', 'config'\]"
+    with pytest.raises(ValueError, match=missing):
         load_checkpoint(path)
     torch.save([1, 2], path)
     with pytest.raises(ValueError, match="holds a list"):

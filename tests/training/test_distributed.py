@@ -1,4 +1,4 @@
-"""Two gloo ranks under torchrun train the same weights as one process with the same global batch."""
+"""Two gloo ranks under torchrun train the weights of one process with the same global batch."""
 
 from __future__ import annotations
 

@@ -140,14 +140,16 @@ def test_fine_tuning_starts_from_pretrained_weights_at_reduced_lr(pairs, tmp_pat
     assert tuned["history"]["lr"] == [1e-5, 1e-5]
     assert tuned["optimizer_state"]["param_groups"][0]["lr"] == pytest.approx(1e-5)
     assert tuned["parent"] == str(tmp_path / "pre" / "last.pt")
-    assert not all(torch.equal(v, tuned["model_state"][k]) for k, v in pretrained["model_state"].items())
+    after = tuned["model_state"]
+    assert not all(torch.equal(v, after[k]) for k, v in pretrained["model_state"].items())
 
 
 def test_fine_tuning_from_another_preset_fails_field_by_field(pairs, tmp_path):
     pretrained = fit(_model(), pairs, None, TrainConfig(epochs=1, batch_size=8, num_threads=1),
                      tmp_path / "pre")
-    with pytest.raises(ValueError, match=r"trained with channels=8, n_msrb=1, n_groups=1, n_rcab=1; "
-                                         r"requested channels=16, n_msrb=2, n_groups=2, n_rcab=3"):
+    message = (r"trained with channels=8, n_msrb=1, n_groups=1, n_rcab=1; "
+               r"requested channels=16, n_msrb=2, n_groups=2, n_rcab=3")
+    with pytest.raises(ValueError, match=message):
         fit(build_model("small"), pairs, None, TrainConfig(epochs=1, batch_size=8), tmp_path / "ft",
             init_checkpoint=pretrained)
 
@@ -188,7 +190,8 @@ def test_betas_from_yaml_list():
 
 
 def test_pairs_of_another_scale_are_rejected(tmp_path):
-    x2 = PatchPairs(np.zeros((2, 1, 4, 4), np.float32), np.zeros((2, 1, 8, 8), np.float32), 2.0, 1.0)
+    x2 = PatchPairs(np.zeros((2, 1, 4, 4), np.float32), np.zeros((2, 1, 8, 8), np.float32),
+                    2.0, 1.0)
     with pytest.raises(ValueError, match="scale 2 .* expects scale 4"):
         fit(_model(), x2, None, TrainConfig(epochs=1), tmp_path)
 

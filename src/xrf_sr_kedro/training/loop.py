@@ -124,7 +124,9 @@ class TrainConfig:
         for name in ("max_train_batches_per_epoch", "num_threads"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"TrainConfig.{name} must be None or a positive int, got {value!r}")
+                raise ValueError(
+                    f"TrainConfig.{name} must be None or a positive int, got {value!r}"
+                )
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if not (0 < self.lr_gamma <= 1):
@@ -263,7 +265,9 @@ def evaluate(
             lr = torch.from_numpy(pairs.lr[start : start + batch_size]).to(device)
             hr = torch.from_numpy(pairs.hr[start : start + batch_size])
             with torch.autocast(
-                device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None
+                device.type,
+                dtype=autocast_dtype or torch.bfloat16,
+                enabled=autocast_dtype is not None,
             ):
                 sr = model(lr)
             sr = sr.float().clamp_(0, 1).cpu()
@@ -413,7 +417,9 @@ def _fit(
         ckpt = load_checkpoint(last_path)
         trained = config_from_checkpoint(ckpt)
         if trained != config:
-            raise ValueError(f"cannot resume from {last_path}: " + describe_config_difference(trained, config))
+            raise ValueError(
+                f"cannot resume from {last_path}: " + describe_config_difference(trained, config)
+            )
         _warn_train_config_change(ckpt.get("train_config", {}), cfg, last_path)
         model.load_state_dict(strip_module_prefix(ckpt["model_state"]))
         optimizer.load_state_dict(ckpt["optimizer_state"])
@@ -428,7 +434,10 @@ def _fit(
             logger.info("resuming from %s; init_checkpoint is ignored", last_path)
         logger.info("resumed from %s after %d completed epochs", last_path, start_epoch)
         if start_epoch >= cfg.epochs:
-            logger.info("%s already has %d >= %d epochs; nothing to train", last_path, start_epoch, cfg.epochs)
+            logger.info(
+                "%s already has %d >= %d epochs; nothing to train",
+                last_path, start_epoch, cfg.epochs,
+            )
             return ckpt
     else:
         if resume:
