@@ -75,3 +75,84 @@ def run_name(pipeline_names: list[str], params: dict[str, Any]) -> str:
         if value:
             parts.append(str(value))
     return " | ".join(parts)
+
+
+class MissingUpstreamOutputError(RuntimeError):
+    """A pipeline's input has not been produced yet (raised before any node runs)."""
+
+
+def producing_pipelines(dataset: str, stages: tuple[str, ...] | None = None) -> list[str]:
+    """Names of the stage pipelines that write ``dataset`` (in run order).
+
+    Kedro 1.7 registers only the pipelines a run asks for, so the stage pipelines
+    are built here from their modules (``xrf_sr_kedro.pipelines.<stage>``).
+    """
+    import importlib
+
+    from xrf_sr_kedro.pipeline_registry import STAGES
+
+    names = []
+    for stage in stages or STAGES:
+        module = importlib.import_module(f"xrf_sr_kedro.pipelines.{stage}")
+        if dataset in module.create_pipeline().all_outputs():
+            names.append(stage)
+    return names
+
+
+class MissingUpstreamHook:
+    """Fail fast, with the command to run, when an upstream output is missing.
+
+    Before any node runs, every free input of the requested pipeline that is a
+    catalog entry is checked with ``exists()``; parameters, and datasets that
+    exist, pass.  A missing one stops the run with e.g. ``raw_xrf
+    (data/01_raw/raw_xrf_projections.h5) does not exist yet: run `kedro run
+    --pipeline simulation` first``.  It runs before kedro-mlflow opens a run
+    (``tryfirst``), so a refused run leaves no empty MLflow run behind.
+    """
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        missing = [name for name in sorted(pipeline.inputs()) if _is_missing(name, catalog)]
+        if not missing:
+            return
+        lines = [_missing_message(name, catalog, run_params) for name in missing]
+        message = "Upstream output missing:\n  " + "\n  ".join(lines)
+        logger.error(message)
+        raise MissingUpstreamOutputError(message)
+
+
+def _is_missing(name: str, catalog) -> bool:
+    if name == "parameters" or name.startswith("params:") or name not in catalog:
+        return False  # parameters; unregistered inputs are reported by Kedro itself
+    if catalog.exists(name):
+        return False
+    # TorchCheckpointDataset loads its fallback (e.g. the pretrained model in place of
+    # the fine-tuned one) when the file itself is missing; exists() reports only the file.
+    fallback = getattr(catalog.get(name), "_fallback_filepath", None)
+    return not (fallback and _is_file(fallback))
+
+
+def _is_file(path: str) -> bool:
+    from pathlib import Path
+
+    return Path(path).is_file()
+
+
+def _missing_message(name: str, catalog, run_params: dict[str, Any]) -> str:
+    dataset = catalog.get(name)
+    where = ""
+    for attr in ("_filepath", "_path", "_folder"):
+        value = getattr(dataset, attr, None)
+        if value:
+            where = f" ({value})"
+            break
+    producers = producing_pipelines(name)
+    env = run_params.get("env")
+    env_flag = f" --env {env}" if env and env != "local" else ""
+    if producers:
+        commands = " or ".join(f"`kedro run --pipeline {p}{env_flag}`" for p in producers)
+        return f"{name}{where} does not exist yet: run {commands} first"
+    return (
+        f"{name}{where} does not exist: no pipeline produces it; check its path in "
+        f"conf/local/catalog.yml (docs/real_data.md)"
+    )

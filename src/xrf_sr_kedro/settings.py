@@ -2,11 +2,12 @@
 
 from kedro.config import OmegaConfigLoader
 
-from xrf_sr_kedro.hooks import MlflowExperimentHook
+from xrf_sr_kedro.hooks import MissingUpstreamHook, MlflowExperimentHook
 
-# kedro-mlflow registers its own hooks through its entry point; ours only picks the
-# MLflow experiment (one per pipeline family) before kedro-mlflow starts the run.
-HOOKS = (MlflowExperimentHook(),)
+# kedro-mlflow registers its own hooks through its entry point; ours pick the MLflow
+# experiment (one per pipeline family) before kedro-mlflow starts the run, and stop a
+# run whose upstream outputs are missing with the command that produces them.
+HOOKS = (MlflowExperimentHook(), MissingUpstreamHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 
