@@ -208,3 +208,20 @@ def test_receptive_field_bounds_the_impulse_response():
 def test_receptive_field_grows_with_depth():
     assert receptive_field_px(PRESETS["paper"]) > receptive_field_px(PRESETS["small"])
     assert receptive_field_px(PRESETS["small"]) > receptive_field_px(PRESETS["tiny"])
+
+
+def test_bicubic_global_residual_starts_from_bicubic():
+    from dataclasses import replace
+
+    from xrf_sr_kedro.metrics.image import bicubic_upsample
+
+    cfg = replace(PRESETS["tiny"], global_residual="bicubic")
+    model = DualBranchSR(cfg).eval()
+    assert count_parameters(model) == EXPECTED_PARAMETERS["tiny"]
+    with torch.no_grad():
+        model.tail.weight.zero_()
+        model.tail.bias.zero_()
+        x = torch.rand(2, 1, 6, 6)
+        torch.testing.assert_close(model(x), bicubic_upsample(x, 4))
+    with pytest.raises(ValueError, match="global_residual"):
+        DualBranchConfig(global_residual="bilinear")

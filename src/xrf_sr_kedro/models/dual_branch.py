@@ -21,11 +21,13 @@ from dataclasses import dataclass, fields
 from typing import Literal, get_args
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from xrf_sr_kedro.models.blocks import MSRB, ResidualGroup, Upsampler, conv
 
 Branches = Literal["dual", "msrb_only", "rcab_only"]
+GlobalResidual = Literal["none", "bicubic"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ class DualBranchConfig:
         Upsampling factor (2, 3, 4 or 8).
     branches : {"dual", "msrb_only", "rcab_only"}
         Which branches are built (the ablations drop one).
+    global_residual : {"none", "bicubic"}
+        ``"bicubic"`` adds the bicubic upsampling of the input to the output, so the
+        network learns only the correction to bicubic (not in the paper; an option
+        for small networks with short training).  Adds no parameters.
     """
 
     in_channels: int = 1
@@ -60,6 +66,7 @@ class DualBranchConfig:
     reduction: int = 16
     scale: int = 4
     branches: Branches = "dual"
+    global_residual: GlobalResidual = "none"
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "channels", "reduction", "scale"):
@@ -76,6 +83,11 @@ class DualBranchConfig:
             raise ValueError(
                 f"DualBranchConfig.branches must be one of {get_args(Branches)}, "
                 f"got {self.branches!r}"
+            )
+        if self.global_residual not in get_args(GlobalResidual):
+            raise ValueError(
+                f"DualBranchConfig.global_residual must be one of {get_args(GlobalResidual)}, "
+                f"got {self.global_residual!r}"
             )
         if self.scale not in (2, 3, 4, 8):
             raise ValueError(f"DualBranchConfig.scale must be 2, 3, 4 or 8, got {self.scale}")
@@ -199,7 +211,12 @@ class DualBranchSR(nn.Module):
         if self.rcab_branch is not None:
             out = self.rcab_branch(features)
             fused = out if fused is None else fused + out
-        return self.tail(self.upsample(fused))
+        out = self.tail(self.upsample(fused))
+        if self.config.global_residual == "bicubic":
+            out = out + F.interpolate(
+                x, scale_factor=self.config.scale, mode="bicubic", align_corners=False
+            )
+        return out
 
 
 def build_model(config: DualBranchConfig | str) -> DualBranchSR:
