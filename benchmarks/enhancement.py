@@ -73,11 +73,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-maps", type=int, default=91)
     parser.add_argument("--repeats", type=int, default=1, help="best of N timings")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's choice); on an "
+                        "oversubscribed machine 1 thread can be several times faster than 2")
     parser.add_argument("--checkpoint", default=None,
                         help="also measure the bf16 accuracy cost with these trained weights")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
 
