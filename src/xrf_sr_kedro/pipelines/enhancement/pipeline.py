@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 nodes.enhance,
-                ["raw_xrf", "fine_tuned_model", "params:enhancement.engine"],
+                ["raw_xrf", "fine_tuned_model", "probe_intensity", "params:enhancement.engine"],
                 "enhanced_xrf",
                 name="enhance_raw_xrf",
             ),

@@ -138,7 +138,9 @@ def evaluate_projections(
         ),
     }
     for name, model in _models(pretrained_model, params).items():
-        estimates[name] = enhance_maps(model, raw, scale=scale).data
+        estimates[name] = enhance_maps(
+            model, raw, scale=scale, probe_intensity=probe.intensity, fast_axis=params.fast_axis
+        ).data
     estimates["fine_tuned"] = enhanced_xrf.select_elements([element]).data[0, frames]
 
     experiment = f"projections, {raw_xrf.pixel_size_nm:.0f} nm -> {truth_projections.pixel_size_nm:.1f} nm"

@@ -26,7 +26,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         ),
         node(
             enhance,
-            ["raw_reprojections", "fine_tuned_model", ENGINE],
+            ["raw_reprojections", "fine_tuned_model", "probe_intensity", ENGINE],
             "enhanced_reprojections",
             name="enhance_reprojections",
         ),
@@ -58,7 +58,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         ),
         node(
             enhance,
-            ["limited_projection_reprojections", "fine_tuned_model", ENGINE],
+            ["limited_projection_reprojections", "fine_tuned_model", "probe_intensity", ENGINE],
             "limited_projection_enhanced_reprojections",
             name="enhance_limited_reprojections",
         ),
