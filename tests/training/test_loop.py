@@ -147,8 +147,9 @@ def test_fine_tuning_starts_from_pretrained_weights_at_reduced_lr(pairs, tmp_pat
 def test_fine_tuning_from_another_preset_fails_field_by_field(pairs, tmp_path):
     pretrained = fit(_model(), pairs, None, TrainConfig(epochs=1, batch_size=8, num_threads=1),
                      tmp_path / "pre")
-    message = (r"trained with channels=8, n_msrb=1, n_groups=1, n_rcab=1; "
-               r"requested channels=16, n_msrb=2, n_groups=2, n_rcab=3")
+    message = (r"trained with channels=8, n_msrb=1, n_groups=1, n_rcab=1, "
+               r"global_residual='none'; requested channels=16, n_msrb=2, n_groups=2, "
+               r"n_rcab=3, global_residual='bicubic'")
     with pytest.raises(ValueError, match=message):
         fit(build_model("small"), pairs, None, TrainConfig(epochs=1, batch_size=8), tmp_path / "ft",
             init_checkpoint=pretrained)
