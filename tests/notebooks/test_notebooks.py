@@ -1,0 +1,138 @@
+"""Both notebooks execute top to bottom on tiny settings, in a project copy.
+
+The copy gets the raw scan of a tiny run (``kedro run --env tiny --to-outputs
+raw_xrf``) and an untrained ``tiny`` network as ``pretrained_model.pt`` (the
+fine-tuned model falls back to it).  The kernel is the interpreter running the tests
+(a temporary kernelspec), so the notebooks see the project's environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
+KERNEL = "xrf-sr-kedro-test"
+
+
+def _tiny_checkpoint(path: Path) -> None:
+    import torch
+
+    from xrf_sr_kedro.io.checkpoint import FORMAT_VERSION, config_as_dict, save_checkpoint
+    from xrf_sr_kedro.models.dual_branch import build_model, config_from_name
+
+    torch.manual_seed(0)
+    config = config_from_name("tiny")
+    save_checkpoint(path, {
+        "format_version": FORMAT_VERSION, "config": config_as_dict(config), "preset": "tiny",
+        "model_state": build_model(config).state_dict(), "epoch": 1, "metrics": {},
+        "history": {}, "training_data": "test: untrained tiny network", "parent": None,
+    })
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project copy with a tiny raw scan, a tiny network and the notebooks."""
+    base = tmp_path_factory.mktemp("notebooks")
+    root = base / "project"
+    root.mkdir()
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
+    shutil.copytree(PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
+    (root / "conf" / "local").mkdir()
+    shutil.copytree(PROJECT_ROOT / "data" / "01_raw" / "embedded", root / "data" / "01_raw" / "embedded")
+    shutil.copytree(PROJECT_ROOT / "notebooks", root / "notebooks")
+    if SHARED_DATA.is_dir():  # ../shared/data as seen from the project root
+        (base / "shared").symlink_to(SHARED_DATA.parent, target_is_directory=True)
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "MPLBACKEND": "Agg"}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "kedro"), "run", "--env", "tiny", "--to-outputs", "raw_xrf"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    _tiny_checkpoint(root / "data" / "06_models" / "pretrained_model.pt")
+    return root
+
+
+@pytest.fixture(scope="module")
+def kernel_name(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A kernelspec that starts this interpreter (found first through JUPYTER_PATH)."""
+    spec_dir = tmp_path_factory.mktemp("jupyter") / "kernels" / KERNEL
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "xrf-sr-kedro (tests)", "language": "python",
+    }))
+    old = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(spec_dir.parents[1]), old]))
+    yield KERNEL
+    if old is None:
+        os.environ.pop("JUPYTER_PATH", None)
+    else:
+        os.environ["JUPYTER_PATH"] = old
+
+
+def _execute(path: Path, kernel_name: str, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
+    monkeypatch.setenv("XRF_SR_NOTEBOOK_TINY", "1")
+    monkeypatch.setenv("KEDRO_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("KEDRO_ENV", raising=False)
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(
+        nb, timeout=300, kernel_name=kernel_name,
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
+    return nb
+
+
+def _text(nb: nbformat.NotebookNode) -> str:
+    return "\n".join(
+        out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+    )
+
+
+def test_notebooks_are_committed_without_outputs():
+    assert len(NOTEBOOKS) == 2
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(c.outputs == [] and c.execution_count is None for c in code), path.name
+        assert "parameters" in code[0].metadata.get("tags", []), path.name
+
+
+def test_raw_scan_to_enhanced_tomogram(project, kernel_name, monkeypatch):
+    nb = _execute(project / "notebooks" / "01_raw_scan_to_enhanced_tomogram.ipynb", kernel_name, monkeypatch)
+    text = _text(nb)
+    assert "raw_xrf: (2, 13, 16, 16)" in text          # tiny: 2 elements, 13 angles
+    assert "enhanced: (1, 13, 64, 64), 7.5 nm pixels" in text
+    assert "relative L2 residual" in text
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if "image/png" in o.get("data", {})]
+    assert len(images) >= 3   # before/after, orthogonal slices, side by side
+
+
+@pytest.mark.skipif(
+    not (SHARED_DATA / "hxn_xrf_maps").is_dir(),
+    reason=f"real HXN maps not found at {SHARED_DATA / 'hxn_xrf_maps'} (../shared/data)",
+)
+def test_bring_your_own_beamline_data(project, kernel_name, monkeypatch):
+    nb = _execute(project / "notebooks" / "02_bring_your_own_beamline_data.ipynb", kernel_name, monkeypatch)
+    text = _text(nb)
+    assert "maps: (2, 1, 160, 160)" in text
+    assert "fine-tuning the pretrained network (preset tiny)" in text
+    assert "enhanced: (2, 1, 640, 640) at 37.5 nm" in text
+    assert "Fe_K: relative L2 residual" in text
+    assert (project / "data" / "07_model_output" / "notebook_enhanced_maps.h5").is_file()
+    assert (project / "data" / "06_models" / "notebook_fine_tuning" / "last.pt").is_file()
