@@ -86,9 +86,11 @@ def init_distributed(use_cuda: bool) -> DistributedContext:
 
 
 def shutdown_distributed(ctx: DistributedContext) -> None:
-    """Destroy the process group if :func:`init_distributed` created it."""
+    """Destroy the process group if :func:`init_distributed` created it.
+
+    No barrier: on an error in one rank the others must not wait for it here.
+    """
     if ctx.owns_group and dist.is_initialized():
-        dist.barrier()
         dist.destroy_process_group()
 
 
