@@ -1,5 +1,7 @@
 """Kedro project settings."""
 
+import warnings
+
 from kedro.config import OmegaConfigLoader
 
 from xrf_sr_kedro.hooks import MissingUpstreamHook, MlflowExperimentHook
@@ -8,6 +10,10 @@ from xrf_sr_kedro.hooks import MissingUpstreamHook, MlflowExperimentHook
 # experiment (one per pipeline family) before kedro-mlflow starts the run, and stop a
 # run whose upstream outputs are missing with the command that produces them.
 HOOKS = (MlflowExperimentHook(), MissingUpstreamHook())
+
+# Third-party deprecation chatter that buries the run's own log (nothing to act on here).
+warnings.filterwarnings("ignore", message=r".*register_new_resolver\(\) is deprecated.*")
+warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method.*")
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 
