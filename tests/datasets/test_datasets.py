@@ -104,7 +104,7 @@ def test_hdf5_dataset_foreign_file_through_load_args(tmp_path):
     )
     s = ds.load()
     assert s.elements == ("Ca_K",) and s.pixel_size_nm == 250.0 and s.data.shape == (1, 4, 3, 5)
-    with pytest.raises(DatasetError, match=r"dx.h5 \[/@pixel_size_nm\]: pixel size missing"):
+    with pytest.raises(DatasetError, match=r"dx.h5, key /@pixel_size_nm: pixel size missing"):
         XRFHDF5Dataset(filepath=str(tmp_path / "dx.h5"), load_args={"elements": "Ca_K"}).load()
 
 
@@ -115,7 +115,7 @@ def test_hdf5_dataset_errors_name_file_and_key(tmp_path):
     ds.save(_stack())
     with h5py.File(tmp_path / "s.h5", "r+") as f:
         f["/exchange/data"][0, 0, 0, 0] = -1.0
-    with pytest.raises(DatasetError, match=r"s.h5 \[/exchange/data\]: contains 1 negative"):
+    with pytest.raises(DatasetError, match=r"s.h5, key /exchange/data: contains 1 negative"):
         ds.load()
     with pytest.raises(DatasetError, match="XRFStack, Volume or PatchPairs"):
         ds.save({"not": "a stack"})
@@ -220,7 +220,7 @@ def _modes(k=2, n=16):
 def test_probe_dataset_npy_and_h5_round_trip(tmp_path):
     m = _modes()
     np.save(tmp_path / "modes.npy", m)
-    with pytest.raises(DatasetError, match=r"modes.npy \[pixel_size_nm\]: missing"):
+    with pytest.raises(DatasetError, match=r"modes.npy, key pixel_size_nm: missing"):
         ProbeDataset(filepath=str(tmp_path / "modes.npy")).load()
     p = ProbeDataset(filepath=str(tmp_path / "modes.npy"), pixel_size_nm=10.0).load()
     assert isinstance(p, ProbeIntensity) and p.pixel_size_nm == 10.0

@@ -92,7 +92,7 @@ def test_foreign_data_exchange_file(tmp_path):
     with h5py.File(path, "w") as f:
         f["/exchange/data"] = RNG.integers(0, 100, (5, 4, 6)).astype(np.uint16)
         f["/exchange/theta"] = np.linspace(0, 90, 5)
-    with pytest.raises(DataFormatError, match=r"foreign.h5 \[/@pixel_size_nm\].*pixel size missing"):
+    with pytest.raises(DataFormatError, match=r"foreign.h5, key /@pixel_size_nm.*pixel size missing"):
         load_h5(path, elements=["Fe_K"])
     with pytest.raises(DataFormatError, match=r"/exchange/elements.*pass elements"):
         load_h5(path, pixel_size_nm=500.0)
@@ -129,7 +129,7 @@ def _edit(path, fn):
 def test_missing_key(tmp_path):
     save_h5(tmp_path / "s.h5", _stack())
     _edit(tmp_path / "s.h5", lambda f: f.__delitem__("/exchange/elements"))
-    with pytest.raises(DataFormatError, match=r"s.h5 \[/exchange/elements\]: missing; expected element names"):
+    with pytest.raises(DataFormatError, match=r"s.h5, key /exchange/elements: missing; expected element names"):
         load_h5(tmp_path / "s.h5")
 
 
@@ -141,7 +141,7 @@ def test_wrong_dimensionality(tmp_path):
         f["/exchange/data"] = np.zeros((8, 10), np.float32)
 
     _edit(tmp_path / "s.h5", flatten)
-    with pytest.raises(DataFormatError, match=r"\[/exchange/data\]: expected 3-D or 4-D .*got shape \(8, 10\)"):
+    with pytest.raises(DataFormatError, match=r"key /exchange/data: expected 3-D or 4-D .*got shape \(8, 10\)"):
         load_h5(tmp_path / "s.h5")
 
 
@@ -155,7 +155,7 @@ def test_nan_inf_refused_on_load_and_save(tmp_path, bad):
         f["/exchange/data"][...] = d
 
     _edit(tmp_path / "s.h5", poison)
-    with pytest.raises(DataFormatError, match=r"\[/exchange/data\]: contains 1 NaN/inf"):
+    with pytest.raises(DataFormatError, match=r"key /exchange/data: contains 1 NaN/inf"):
         load_h5(tmp_path / "s.h5")
     data = _stack().data.copy()
     data[1, 1, 1, 1] = bad
@@ -184,7 +184,7 @@ def test_negative_fitted_counts_are_clipped(tmp_path, caplog):
 def test_missing_pixel_size(tmp_path):
     save_h5(tmp_path / "s.h5", _stack())
     _edit(tmp_path / "s.h5", lambda f: f.attrs.__delitem__("pixel_size_nm"))
-    with pytest.raises(DataFormatError, match=r"s.h5 \[/@pixel_size_nm\]: pixel size missing"):
+    with pytest.raises(DataFormatError, match=r"s.h5, key /@pixel_size_nm: pixel size missing"):
         load_h5(tmp_path / "s.h5")
 
 

@@ -39,7 +39,7 @@ def test_intensity_is_incoherent_sum_normalised():
 def test_npy_needs_pixel_size(tmp_path):
     m = _modes()
     np.save(tmp_path / "p.npy", m)
-    with pytest.raises(DataFormatError, match=r"p.npy \[pixel_size_nm\]: missing"):
+    with pytest.raises(DataFormatError, match=r"p.npy, key pixel_size_nm: missing"):
         read_probe(tmp_path / "p.npy")
     modes, px = read_probe(tmp_path / "p.npy", pixel_size_nm=8.0)
     np.testing.assert_array_equal(modes, m)
@@ -58,7 +58,7 @@ def test_h5_pixel_size_from_attribute_and_key(tmp_path):
     assert modes.shape == (3, 9, 9) and px == 12.5
     modes, px = read_probe(tmp_path / "p.h5", pixel_size_nm=10.0, key="other/prb")
     assert modes.shape == (1, 9, 9) and px == 10.0
-    with pytest.raises(DataFormatError, match=r"\[nothere\]: missing"):
+    with pytest.raises(DataFormatError, match=r"key nothere: missing"):
         read_probe(tmp_path / "p.h5", key="nothere")
 
 
@@ -78,7 +78,7 @@ def test_probe_errors(tmp_path):
         read_probe(tmp_path / "int.npy", 1.0)
     with h5py.File(tmp_path / "nopx.h5", "w") as f:
         f["probe"] = _modes()
-    with pytest.raises(DataFormatError, match=r"nopx.h5 \[/probe/@pixel_size_nm\]: pixel size missing"):
+    with pytest.raises(DataFormatError, match=r"nopx.h5, key /probe/@pixel_size_nm: pixel size missing"):
         read_probe(tmp_path / "nopx.h5")
     with h5py.File(tmp_path / "none.h5", "w") as f:
         f["foo"] = np.zeros(3)

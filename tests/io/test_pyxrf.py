@@ -47,7 +47,7 @@ def test_missing_pixel_size(tmp_path):
     write_pyxrf_like(tmp_path / "scan.h5", _maps())
     with h5py.File(tmp_path / "scan.h5", "r+") as f:
         del f["xrfmap/positions"]
-    with pytest.raises(DataFormatError, match=r"xrfmap/positions/pos\]: pixel size missing.*pass pixel_size_nm"):
+    with pytest.raises(DataFormatError, match=r"key xrfmap/positions/pos: pixel size missing.*pass pixel_size_nm"):
         read_pyxrf(tmp_path / "scan.h5", ["Zn_K"])
 
 
@@ -56,7 +56,7 @@ def test_missing_key_and_file(tmp_path):
         read_pyxrf(tmp_path / "none.h5", ["Zn_K"])
     with h5py.File(tmp_path / "empty.h5", "w") as f:
         f.create_group("xrfmap")
-    with pytest.raises(DataFormatError, match=r"empty.h5 \[xrfmap/detsum/xrf_fit\]: missing"):
+    with pytest.raises(DataFormatError, match=r"empty.h5, key xrfmap/detsum/xrf_fit: missing"):
         read_pyxrf(tmp_path / "empty.h5", ["Zn_K"])
 
 

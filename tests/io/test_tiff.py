@@ -55,7 +55,7 @@ def test_errors(tmp_path, caplog):
         read_tiff_maps({"Zn_K": tmp_path / "a.tif"}, None)
     a[0, 0] = np.nan
     tifffile.imwrite(tmp_path / "nan.tif", a)
-    with pytest.raises(DataFormatError, match=r"nan.tif \[image\]: contains 1 NaN/inf"):
+    with pytest.raises(DataFormatError, match=r"nan.tif, key image: contains 1 NaN/inf"):
         read_tiff_maps({"Zn_K": tmp_path / "nan.tif"}, 10.0)
     a[0, 0] = -2
     tifffile.imwrite(tmp_path / "neg.tif", a)

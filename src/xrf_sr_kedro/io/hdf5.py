@@ -66,7 +66,7 @@ class DataFormatError(ValueError):
         self.path = str(path)
         self.key = key
         self.problem = problem
-        super().__init__(f"{self.path} [{key}]: {problem}")
+        super().__init__(f"{self.path}, key {key}: {problem}")
 
 
 # ----------------------------------------------------------------------------
@@ -128,7 +128,7 @@ def check_signal(
                     f"expected non-negative {units!r}",
                 )
             logger.warning(
-                "%s [%s]: clipped %d negative fitted value(s) (min %.4g) to 0",
+                "%s, key %s: clipped %d negative fitted value(s) (min %.4g) to 0",
                 path,
                 key,
                 n_neg,

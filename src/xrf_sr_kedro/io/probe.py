@@ -66,7 +66,7 @@ def _as_modes(arr: np.ndarray, path: Path, key: str) -> np.ndarray:
                 key,
                 "real probe has negative values; expected a complex field or an intensity",
             )
-        logger.info("%s [%s]: real probe read as intensity (amplitude sqrt(I))", path, key)
+        logger.info("%s, key %s: real probe read as intensity (amplitude sqrt(I))", path, key)
         arr = np.sqrt(arr)
     out = arr.astype(np.complex64, copy=False)
     if not np.any(np.abs(out) > 0):
