@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import click
 from kedro.framework.hooks import hook_impl
 
 logger = logging.getLogger(__name__)
@@ -77,8 +78,12 @@ def run_name(pipeline_names: list[str], params: dict[str, Any]) -> str:
     return " | ".join(parts)
 
 
-class MissingUpstreamOutputError(RuntimeError):
-    """A pipeline's input has not been produced yet (raised before any node runs)."""
+class MissingUpstreamOutputError(click.ClickException, RuntimeError):
+    """A pipeline's input has not been produced yet (raised before any node runs).
+
+    A ``click.ClickException``: the ``kedro`` command line prints ``Error: <message>``
+    and exits with status 1, without a traceback.
+    """
 
 
 def producing_pipelines(dataset: str, stages: tuple[str, ...] | None = None) -> list[str]:
@@ -115,10 +120,21 @@ class MissingUpstreamHook:
         missing = [name for name in sorted(pipeline.inputs()) if _is_missing(name, catalog)]
         if not missing:
             return
-        lines = [_missing_message(name, catalog, run_params) for name in missing]
-        message = "Upstream output missing:\n  " + "\n  ".join(lines)
-        logger.error(message)
-        raise MissingUpstreamOutputError(message)
+        # in run order: the output of the earliest stage first
+        found = sorted(((producing_pipelines(name), name) for name in missing),
+                       key=lambda item: (_stage_rank(item[0]), item[1]))
+        lines = [_missing_message(name, producers, catalog, run_params)
+                 for producers, name in found]
+        logger.error("%d upstream output(s) missing: %s", len(missing), ", ".join(missing))
+        raise MissingUpstreamOutputError(
+            "Upstream output missing:\n  " + "\n  ".join(lines)
+        )
+
+
+def _stage_rank(producers: list[str]) -> int:
+    from xrf_sr_kedro.pipeline_registry import STAGES
+
+    return min((STAGES.index(p) for p in producers if p in STAGES), default=len(STAGES))
 
 
 def _is_missing(name: str, catalog) -> bool:
@@ -138,7 +154,9 @@ def _is_file(path: str) -> bool:
     return Path(path).is_file()
 
 
-def _missing_message(name: str, catalog, run_params: dict[str, Any]) -> str:
+def _missing_message(
+    name: str, producers: list[str], catalog, run_params: dict[str, Any]
+) -> str:
     dataset = catalog.get(name)
     where = ""
     for attr in ("_filepath", "_path", "_folder"):
@@ -146,7 +164,6 @@ def _missing_message(name: str, catalog, run_params: dict[str, Any]) -> str:
         if value:
             where = f" ({value})"
             break
-    producers = producing_pipelines(name)
     env = run_params.get("env")
     env_flag = f" --env {env}" if env and env != "local" else ""
     if producers:

@@ -66,3 +66,23 @@ def test_fallback_checkpoint_counts_as_present(project_copy, monkeypatch):
     message = str(info.value)
     assert "fine_tuned_model" not in message
     assert "raw_xrf" in message and "`kedro run --pipeline simulation`" in message
+
+
+def test_command_line_prints_the_message_without_a_traceback(project_copy):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "kedro"), "run", "--pipeline", "tomography"],
+        cwd=project_copy, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 1
+    out = done.stdout + done.stderr
+    assert "Error: Upstream output missing:" in out
+    assert "Traceback" not in out and "╭" not in out
+    # in run order: the simulation's output first
+    first = out.index("raw_xrf (")
+    assert first < out.index("fine_tuned_model (")
+    assert "run `kedro run --pipeline simulation` first" in out
