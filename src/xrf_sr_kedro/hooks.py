@@ -1,19 +1,19 @@
-"""Project hooks: MLflow experiment per pipeline family and readable run names.
+"""Project hooks.
 
-kedro-mlflow starts one MLflow run per ``kedro run``.  This hook runs just before
-it (``tryfirst``) and points kedro-mlflow at an experiment named after the pipeline
-family (``xrf-sr/training`` for pretraining and fine-tuning, ``xrf-sr/<pipeline>``
-otherwise) and gives the run a name that says what ran, e.g.
-``pretraining | small | div2k-embedded``.
+* :class:`MlflowExperimentHook`: one MLflow store per project, one experiment per
+  pipeline family, run names that say what ran.
+* :class:`MissingUpstreamHook`: a clear message when an upstream output is missing.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import click
 from kedro.framework.hooks import hook_impl
+from omegaconf import OmegaConf
 
 logger = logging.getLogger(__name__)
 
@@ -32,14 +32,33 @@ def experiment_for(pipeline_names: list[str]) -> str:
 
 
 class MlflowExperimentHook:
-    """Choose the MLflow experiment and run name before kedro-mlflow starts the run."""
+    """Where and under which names kedro-mlflow records a run.
+
+    * ``after_context_created`` (before kedro-mlflow reads ``mlflow.yml``) registers
+      the ``${project_root:}`` resolver, so ``sqlite:///${project_root:}/mlflow.db``
+      is one store per project whatever the working directory (a notebook in
+      ``notebooks/``, a test).
+    * ``before_pipeline_run`` (before kedro-mlflow starts the run) picks the
+      experiment of the pipeline family and, unless ``mlflow.yml`` names the run,
+      a run name that says what ran.
+    * ``after_pipeline_run`` / ``on_pipeline_error`` end any run still active, so a
+      second ``session.run`` in the same process (a notebook) starts cleanly.
+    """
 
     def __init__(self) -> None:
         self._context = None
+        self._configured_run_name = None
 
-    @hook_impl
+    @hook_impl(tryfirst=True)
     def after_context_created(self, context) -> None:
         self._context = context
+        root = Path(context.project_path).resolve().as_posix()
+        OmegaConf.register_resolver("project_root", lambda: root, replace=True)
+        try:
+            conf = context.config_loader["mlflow"]
+        except Exception:  # no mlflow.yml: kedro-mlflow uses its defaults
+            conf = {}
+        self._configured_run_name = ((conf.get("tracking") or {}).get("run") or {}).get("name")
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
@@ -48,11 +67,11 @@ class MlflowExperimentHook:
             return
         names = run_params.get("pipeline_names") or [run_params.get("pipeline_name")]
         names = [n or "__default__" for n in names]
-        params = self._context.params
         config.tracking.experiment.name = experiment_for(names)
         config._set_experiment()
-        if config.tracking.run.name is None:
-            config.tracking.run.name = run_name(names, params)
+        config.tracking.run.name = self._configured_run_name or run_name(
+            names, self._context.params, self._context.env
+        )
         logger.info(
             "MLflow: experiment '%s', run '%s' (tracking URI %s)",
             config.tracking.experiment.name,
@@ -60,21 +79,41 @@ class MlflowExperimentHook:
             config.server.mlflow_tracking_uri,
         )
 
+    @hook_impl(trylast=True)
+    def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
+        _end_active_runs("FINISHED")
 
-def run_name(pipeline_names: list[str], params: dict[str, Any]) -> str:
-    """A run name that says what ran: pipelines, model preset and training images,
-    e.g. ``pretraining | small | skimage-bundled``."""
+    @hook_impl(trylast=True)
+    def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
+        _end_active_runs("FAILED")
+
+
+def _end_active_runs(status: str) -> None:
+    import mlflow
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run(status=status)
+
+
+def run_name(pipeline_names: list[str], params: dict[str, Any], env: str | None = None) -> str:
+    """A run name that says what ran, e.g. ``pretraining | small | skimage-bundled``.
+
+    Training runs add the model preset and the pretraining images; a run in another
+    configuration environment adds ``env=<name>``.
+    """
 
     def get(*keys: str) -> Any:
         node: Any = params
-        for key in keys:
-            node = node.get(key) if isinstance(node, dict) else None
+        for key in keys:  # Kedro may already have built the typed parameter objects
+            node = node.get(key) if isinstance(node, dict) else getattr(node, key, None)
         return node
 
     parts = ["+".join(pipeline_names)]
-    for value in (get("pretraining", "model", "preset"), get("simulation", "training_images", "source")):
-        if value:
-            parts.append(str(value))
+    if set(pipeline_names) & {"pretraining", "fine_tuning", "__default__"}:
+        parts += [str(v) for v in (get("pretraining", "model", "preset"),
+                                   get("simulation", "training_images", "source")) if v]
+    if env and env != "local":
+        parts.append(f"env={env}")
     return " | ".join(parts)
 
 

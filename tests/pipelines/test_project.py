@@ -30,10 +30,17 @@ def test_registry_has_the_six_pipelines_and_default(project_copy):
         assert {n.name for n in pipelines[stage].nodes} <= default_nodes
 
 
+def _env_with(root: Path, parameters: dict) -> str:
+    """A config environment holding only ``parameters`` on top of conf/base."""
+    env = root / "conf" / "override"
+    env.mkdir()
+    (env / "parameters.yml").write_text(yaml.safe_dump(parameters))
+    return "override"
+
+
 def test_mistyped_parameter_stops_the_run_naming_it(project_copy):
-    local = project_copy / "conf" / "local" / "parameters.yml"
-    local.write_text(yaml.safe_dump({"simulation": {"sample": {"size_vox": "big"}}}))
-    with _session(project_copy) as session:
+    env = _env_with(project_copy, {"simulation": {"sample": {"size_vox": "big"}}})
+    with _session(project_copy, env) as session:
         with pytest.raises(Exception) as info:
             session.run(pipeline_names=["simulation"])
     message = str(info.value)
@@ -42,9 +49,8 @@ def test_mistyped_parameter_stops_the_run_naming_it(project_copy):
 
 
 def test_unknown_parameter_key_is_rejected(project_copy):
-    local = project_copy / "conf" / "local" / "parameters.yml"
-    local.write_text(yaml.safe_dump({"simulation": {"scan": {"step_size": 4}}}))
-    with _session(project_copy) as session:
+    env = _env_with(project_copy, {"simulation": {"scan": {"step_size": 4}}})
+    with _session(project_copy, env) as session:
         with pytest.raises(Exception) as info:
             session.run(pipeline_names=["simulation"])
     assert "simulation.scan" in str(info.value) and "step_size" in str(info.value)

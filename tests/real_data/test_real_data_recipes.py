@@ -151,10 +151,7 @@ def test_hxn_maps_through_the_enhancement_pipeline(project):
     assert len(residual) == 1 and np.isfinite(residual[0])
     figures = list((project / "data" / "08_reporting" / "enhancement").glob("Fe_K*"))
     assert figures
-    if not info["checkpoint"]:
-        # pipelines/enhancement/nodes.enhance passes "checkpoint_<key>" names, which
-        # enhance_stack does not record; remove this once the node passes the checkpoint.
-        pytest.xfail("enhanced_xrf metadata records no checkpoint (enhancement node)")
+    assert info["checkpoint"]["path"].endswith("fine_tuned_model.pt")
     assert info["checkpoint"]["preset"] == "tiny"
     assert info["checkpoint"]["training_data"] == "test: untrained tiny network"
 

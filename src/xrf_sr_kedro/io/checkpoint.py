@@ -89,12 +89,15 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: dict[str, Any]) -> None
     if missing:
         raise ValueError(f"checkpoint to save to {path} lacks required keys {missing}")
     with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+        # "path" is where a checkpoint was loaded from, not part of its content
+        torch.save({k: v for k, v in checkpoint.items() if k != "path"}, tmp)
     logger.debug("saved checkpoint %s (epoch %s)", path, checkpoint.get("epoch"))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` onto the CPU.
+
+    The returned dict also holds ``"path"``, the file it was read from.
 
     Uses ``torch.load(weights_only=True)``: no arbitrary code is unpickled.
 
@@ -133,6 +136,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"{path} has checkpoint format_version {version!r}; this code reads "
             f"versions up to {FORMAT_VERSION}"
         )
+    checkpoint["path"] = str(path)  # provenance for enhanced files and fine-tuning runs
     return checkpoint
 
 

@@ -60,11 +60,10 @@ def enhance(
         stack = stack.select_elements(engine.elements)
     model = model_from_checkpoint(checkpoint)
     scale = model.config.scale
-    info = {k: checkpoint.get(k) for k in ("path", "preset", "epoch", "training_data", "parent", "config")}
     return enhance_stack(
         model,
         stack,
-        checkpoint_info=info,
+        checkpoint_info=checkpoint,
         tile_px=engine.tile_px,
         overlap_px=engine.overlap_px,
         batch_size=engine.batch_size,
@@ -106,7 +105,7 @@ def check_consistency(
     frames = np.linspace(0, measured.n_frames - 1, min(consistency.n_example_maps, measured.n_frames))
     for e, element in enumerate(measured.elements):
         for f in frames.astype(int):
-            figures[f"{element}_frame{f:03d}"] = plot_before_after(
+            figures[f"{element}_frame{f:03d}.png"] = plot_before_after(
                 measured.data[e, f],
                 enhanced.data[e, f],
                 report["residual"][e, f],

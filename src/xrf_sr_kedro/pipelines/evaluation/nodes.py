@@ -158,11 +158,11 @@ def evaluate_projections(
     middle = len(frames) // 2
     panels = {"truth": truth[middle]} | {m: match_intensity(e[middle], truth[middle]) for m, e in estimates.items()}
     figures = {
-        "projections_frc_vs_truth": plot_fsc(
+        "projections_frc_vs_truth.png": plot_fsc(
             curves, title=f"{element} projection {frames[middle]}: FRC against the truth",
             threshold=params.threshold,
         ),
-        "projections_side_by_side": plot_side_by_side(
+        "projections_side_by_side.png": plot_side_by_side(
             panels, title=f"{element} projection {frames[middle]} (angle "
             f"{raw_xrf.angles_deg[frames[middle]]:.0f} deg)",
             pixel_sizes_nm={k: truth_projections.pixel_size_nm for k in panels},
@@ -171,8 +171,12 @@ def evaluate_projections(
     return pd.DataFrame(rows, columns=COLUMNS), figures
 
 
-def split_half_volumes(stack: XRFStack, recon: ReconParams) -> tuple[Volume, Volume]:
-    """Reconstruct from the even- and from the odd-numbered projections separately."""
+def split_half_volumes(
+    stack: XRFStack, recon: ReconParams, params: EvaluationParams
+) -> tuple[Volume, Volume]:
+    """Reconstruct the evaluated element from the even- and from the odd-numbered
+    projections separately."""
+    stack = stack.select_elements([params.element])
     return (
         reconstruct_stack(stack.select_frames(slice(0, None, 2)), recon),
         reconstruct_stack(stack.select_frames(slice(1, None, 2)), recon),
@@ -243,9 +247,9 @@ def evaluate_volumes(
         slices[experiment] = match_intensity(estimate, truth)[truth.shape[0] // 2]
     slices = {"truth": truth[truth.shape[0] // 2]} | slices
     figures = {
-        "tomography_fsc_split_half": plot_fsc(split_curves, f"{element}: split-half FSC", params.threshold),
-        "tomography_fsc_vs_truth": plot_fsc(truth_curves, f"{element}: FSC against the truth", params.threshold),
-        "tomography_central_slices": plot_side_by_side(
+        "tomography_fsc_split_half.png": plot_fsc(split_curves, f"{element}: split-half FSC", params.threshold),
+        "tomography_fsc_vs_truth.png": plot_fsc(truth_curves, f"{element}: FSC against the truth", params.threshold),
+        "tomography_central_slices.png": plot_side_by_side(
             slices, title=f"{element}: central slice",
             pixel_sizes_nm={k: truth_volume.voxel_size_nm for k in slices},
         ),

@@ -26,19 +26,19 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 nodes.split_half_volumes,
-                ["raw_xrf", RECON],
+                ["raw_xrf", RECON, PARAMS],
                 "raw_split_halves",
                 name="split_half_reconstruct_raw",
             ),
             node(
                 nodes.split_half_volumes,
-                ["enhanced_reprojections", RECON],
+                ["enhanced_reprojections", RECON, PARAMS],
                 "enhanced_split_halves",
                 name="split_half_reconstruct_enhanced",
             ),
             node(
                 nodes.split_half_volumes,
-                ["limited_projection_enhanced_reprojections", RECON],
+                ["limited_projection_enhanced_reprojections", RECON, PARAMS],
                 "limited_projection_split_halves",
                 name="split_half_reconstruct_limited",
             ),

@@ -21,10 +21,13 @@ logger = logging.getLogger(__name__)
 class ReconParams:
     """Reconstruction settings (TomoPy's ``ospml_quad`` by default).
 
+    ``elements`` selects the element lines to reconstruct (``None``: all);
     ``slab_nm`` restricts the reconstruction to detector rows between two heights
     (nm from the top of the projections) to bound the time on small machines;
     ``None`` reconstructs every row.
     """
+
+    elements: list[str] | None = None
 
     algorithm: Literal["fbp", "sirt", "osem", "ospml_quad"] = "ospml_quad"
     n_iter: int = 10
@@ -68,6 +71,8 @@ def reconstruct_stack(stack: XRFStack, recon: ReconParams) -> Volume:
             "cannot reconstruct: the stack has no rotation angles (exchange/theta); "
             "it holds plain maps, not a tomographic series"
         )
+    if recon.elements:
+        stack = stack.select_elements(recon.elements)
     stack = _slab(stack, recon.slab_nm)
     volumes = []
     for element, projections in zip(stack.elements, stack.data):
@@ -144,7 +149,7 @@ def slice_figures(**volumes: Volume) -> dict[str, Figure]:
     figures = {}
     for name, volume in volumes.items():
         for element, data in zip(volume.elements, volume.data):
-            figures[f"{name}_{element}"] = plot_orthogonal_slices(
+            figures[f"{name}_{element}.png"] = plot_orthogonal_slices(
                 data, volume.voxel_size_nm, title=f"{name.replace('_', ' ')}: {element}"
             )
     return figures
