@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,33 +24,11 @@ NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
 KERNEL = "xrf-sr-kedro-test"
 
 
-def _tiny_checkpoint(path: Path) -> None:
-    import torch
-
-    from xrf_sr_kedro.io.checkpoint import FORMAT_VERSION, config_as_dict, save_checkpoint
-    from xrf_sr_kedro.models.dual_branch import build_model, config_from_name
-
-    torch.manual_seed(0)
-    config = config_from_name("tiny")
-    save_checkpoint(path, {
-        "format_version": FORMAT_VERSION, "config": config_as_dict(config), "preset": "tiny",
-        "model_state": build_model(config).state_dict(), "epoch": 1, "metrics": {},
-        "history": {}, "training_data": "test: untrained tiny network", "parent": None,
-    })
-
-
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def project(tmp_path_factory: pytest.TempPathFactory, make_project_copy, tiny_checkpoint) -> Path:
     """A project copy with a tiny raw scan, a tiny network and the notebooks."""
     base = tmp_path_factory.mktemp("notebooks")
-    root = base / "project"
-    root.mkdir()
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", root)
-    shutil.copytree(PROJECT_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
-    (root / "conf" / "local").mkdir()
-    shutil.copytree(PROJECT_ROOT / "data" / "01_raw" / "embedded", root / "data" / "01_raw" / "embedded")
-    shutil.copytree(PROJECT_ROOT / "notebooks", root / "notebooks")
+    root = make_project_copy(base / "project", notebooks=True)
     if SHARED_DATA.is_dir():  # ../shared/data as seen from the project root
         (base / "shared").symlink_to(SHARED_DATA.parent, target_is_directory=True)
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "MPLBACKEND": "Agg"}
@@ -60,7 +37,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=root, env=env, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    _tiny_checkpoint(root / "data" / "06_models" / "pretrained_model.pt")
+    tiny_checkpoint(root / "data" / "06_models" / "pretrained_model.pt")
     return root
 
 

@@ -66,54 +66,7 @@ def project(project_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     (project_copy / "conf" / "local" / "mlflow.yml").write_text(yaml.safe_dump({"server": {
         "mlflow_tracking_uri": f"sqlite:///{project_copy / 'mlflow.db'}",
         "mlflow_registry_uri": None, "credentials": None}}))
-    _forget_mlflow_state(monkeypatch)
     yield project_copy
-    _forget_mlflow_state(monkeypatch)
-
-
-def _forget_mlflow_state(monkeypatch: pytest.MonkeyPatch) -> None:
-    """End runs a previous KedroSession left active in this process.
-
-    kedro-mlflow re-opens its run in before_node_run, so the run is still active
-    after ``session.run`` returns; a second session in the same process would then
-    log into it (or fail on an experiment mismatch).
-    """
-    import mlflow
-    import mlflow.tracking.fluent as fluent
-
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    fluent._active_experiment_id = None
-    for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI"):
-        monkeypatch.delenv(var, raising=False)
-
-
-def write_tiny_checkpoint(path: Path) -> None:
-    """A untrained ``tiny`` network as a checkpoint of the layout fit() writes."""
-    import torch
-
-    from xrf_sr_kedro.io.checkpoint import FORMAT_VERSION, config_as_dict, save_checkpoint
-    from xrf_sr_kedro.models.dual_branch import build_model, config_from_name
-
-    torch.manual_seed(0)
-    config = config_from_name("tiny")
-    model = build_model(config)
-    save_checkpoint(path, {
-        "format_version": FORMAT_VERSION,
-        "config": config_as_dict(config),
-        "preset": "tiny",
-        "model_state": model.state_dict(),
-        "optimizer_state": {},
-        "scheduler_state": {},
-        "scaler_state": None,
-        "epoch": 1,
-        "metrics": {},
-        "history": {},
-        "train_config": {},
-        "rng_state": {},
-        "training_data": "test: untrained tiny network",
-        "parent": None,
-    })
 
 
 # ------------------------------------------------------------------- 1. HXN TIFF maps
@@ -121,14 +74,14 @@ def write_tiny_checkpoint(path: Path) -> None:
     not (SHARED_DATA / "hxn_xrf_maps").is_dir(),
     reason=f"real HXN maps not found at {SHARED_DATA / 'hxn_xrf_maps'} (../shared/data)",
 )
-def test_hxn_maps_through_the_enhancement_pipeline(project):
+def test_hxn_maps_through_the_enhancement_pipeline(project, tiny_checkpoint):
     from mlflow import MlflowClient
 
     from xrf_sr_kedro.datasets import XRFHDF5Dataset
 
     # the docs' relative path ../shared/data/hxn_xrf_maps, seen from the project copy
     (project.parent / "shared").symlink_to(SHARED_DATA.parent, target_is_directory=True)
-    write_tiny_checkpoint(project / "data" / "06_models" / "fine_tuned_model.pt")
+    tiny_checkpoint(project / "data" / "06_models" / "fine_tuned_model.pt")
     write_local(project, catalog=recipe("hxn-catalog"))
 
     with session(project) as s:
