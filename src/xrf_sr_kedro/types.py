@@ -32,6 +32,25 @@ def _check_finite_positive(name: str, value: float) -> float:
     return value
 
 
+def _set_elemental_array(obj: Any, layout: str, size_field: str) -> np.ndarray:
+    """Validate and normalise ``obj.data`` (4-D float32), its size field and elements."""
+    name = type(obj).__name__
+    data = np.asarray(obj.data)
+    if data.ndim != 4:
+        raise ValueError(f"{name}.data must be 4-D {layout}, got shape {data.shape}")
+    data = data.astype(np.float32, copy=False)
+    object.__setattr__(obj, "data", data)
+    object.__setattr__(obj, size_field, _check_finite_positive(size_field, getattr(obj, size_field)))
+    elements = tuple(str(e) for e in obj.elements)
+    if len(elements) != data.shape[0]:
+        raise ValueError(
+            f"{name} has {data.shape[0]} element channels but {len(elements)} "
+            f"element names {elements}"
+        )
+    object.__setattr__(obj, "elements", elements)
+    return data
+
+
 @dataclass(frozen=True)
 class XRFStack:
     """Elemental XRF maps, optionally a tomographic projection series.
@@ -60,22 +79,7 @@ class XRFStack:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        data = np.asarray(self.data)
-        if data.ndim != 4:
-            raise ValueError(
-                f"XRFStack.data must be 4-D (n_elements, n_frames, H, W), got shape {data.shape}"
-            )
-        object.__setattr__(self, "data", data.astype(np.float32, copy=False))
-        object.__setattr__(
-            self, "pixel_size_nm", _check_finite_positive("pixel_size_nm", self.pixel_size_nm)
-        )
-        elements = tuple(str(e) for e in self.elements)
-        if len(elements) != data.shape[0]:
-            raise ValueError(
-                f"XRFStack has {data.shape[0]} element channels but {len(elements)} "
-                f"element names {elements}"
-            )
-        object.__setattr__(self, "elements", elements)
+        data = _set_elemental_array(self, "(n_elements, n_frames, H, W)", "pixel_size_nm")
         if self.angles_deg is not None:
             angles = np.asarray(self.angles_deg, dtype=np.float64).reshape(-1)
             if angles.shape[0] != data.shape[1]:
@@ -132,22 +136,7 @@ class Volume:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        data = np.asarray(self.data)
-        if data.ndim != 4:
-            raise ValueError(
-                f"Volume.data must be 4-D (n_elements, n_slices, N, N), got shape {data.shape}"
-            )
-        object.__setattr__(self, "data", data.astype(np.float32, copy=False))
-        object.__setattr__(
-            self, "voxel_size_nm", _check_finite_positive("voxel_size_nm", self.voxel_size_nm)
-        )
-        elements = tuple(str(e) for e in self.elements)
-        if len(elements) != data.shape[0]:
-            raise ValueError(
-                f"Volume has {data.shape[0]} element channels but {len(elements)} "
-                f"element names {elements}"
-            )
-        object.__setattr__(self, "elements", elements)
+        _set_elemental_array(self, "(n_elements, n_slices, N, N)", "voxel_size_nm")
 
 
 @dataclass(frozen=True)
