@@ -244,7 +244,8 @@ def evaluate_volumes(
         )
         split_curves[experiment] = split
         truth_curves[experiment] = table
-        slices[experiment] = match_intensity(estimate, truth)[truth.shape[0] // 2]
+        short = experiment.replace("tomography, ", "").replace(" projections", "").replace(" reprojections", "")
+        slices[f"{method}, {short}"] = match_intensity(estimate, truth)[truth.shape[0] // 2]
     slices = {"truth": truth[truth.shape[0] // 2]} | slices
     figures = {
         "tomography_fsc_split_half.png": plot_fsc(split_curves, f"{element}: split-half FSC", params.threshold),
