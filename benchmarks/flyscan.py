@@ -1,7 +1,7 @@
 """Fly-scan forward model: fast (folded FFT) vs a naive per-spot loop, and the
 throughput of simulating DIV2K-sized grayscale images (fly-scan + counting noise).
 
-Run: PYTHONPATH=src /tmp/venv/bin/python benchmarks/flyscan.py
+Run: .venv/bin/python benchmarks/flyscan.py
 """
 
 from __future__ import annotations

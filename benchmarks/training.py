@@ -2,7 +2,7 @@
 
 Run::
 
-    PYTHONPATH=src /tmp/venv/bin/python benchmarks/training.py [--quick]
+    .venv/bin/python benchmarks/training.py [--quick]
 
 For each preset: training steps (forward, L1 loss, backward, Adam step) on
 batches of 64x64 LR patches (256x256 HR), reported as patches/s; inference on one
