@@ -8,12 +8,10 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import click
 from kedro.framework.hooks import hook_impl
-from omegaconf import OmegaConf
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +32,7 @@ def experiment_for(pipeline_names: list[str]) -> str:
 class MlflowExperimentHook:
     """Where and under which names kedro-mlflow records a run.
 
-    * ``after_context_created`` (before kedro-mlflow reads ``mlflow.yml``) registers
-      the ``${project_root:}`` resolver, so ``sqlite:///${project_root:}/mlflow.db``
-      is one store per project whatever the working directory (a notebook in
-      ``notebooks/``, a test).
+    * ``after_context_created`` notes the run name configured in ``mlflow.yml``.
     * ``before_pipeline_run`` (before kedro-mlflow starts the run) picks the
       experiment of the pipeline family and, unless ``mlflow.yml`` names the run,
       a run name that says what ran.
@@ -52,8 +47,6 @@ class MlflowExperimentHook:
     @hook_impl(tryfirst=True)
     def after_context_created(self, context) -> None:
         self._context = context
-        root = Path(context.project_path).resolve().as_posix()
-        OmegaConf.register_resolver("project_root", lambda: root, replace=True)
         try:
             conf = context.config_loader["mlflow"]
         except Exception:  # no mlflow.yml: kedro-mlflow uses its defaults

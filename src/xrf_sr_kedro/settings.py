@@ -1,8 +1,10 @@
 """Kedro project settings."""
 
 import warnings
+from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
+from omegaconf import OmegaConf
 
 from xrf_sr_kedro.hooks import MissingUpstreamHook, MlflowExperimentHook
 
@@ -15,7 +17,23 @@ HOOKS = (MlflowExperimentHook(), MissingUpstreamHook())
 warnings.filterwarnings("ignore", message=r".*register_new_resolver\(\) is deprecated.*")
 warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method.*")
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+
+class ProjectConfigLoader(OmegaConfigLoader):
+    """Kedro's config loader plus the ``${project_root:}`` resolver.
+
+    Paths in ``mlflow.yml`` and in parameters (checkpoint folders) are written as
+    ``${project_root:}/...`` so they do not depend on the working directory (a
+    notebook under ``notebooks/``, a test).  The project root is the folder holding
+    ``conf/``; every loader (``kedro run``, ``kedro viz``, ``%reload_kedro``) sets it.
+    """
+
+    def __init__(self, conf_source: str, *args, **kwargs) -> None:
+        root = Path(conf_source).resolve().parent.as_posix()
+        OmegaConf.register_resolver("project_root", lambda: root, replace=True)
+        super().__init__(conf_source, *args, **kwargs)
+
+
+CONFIG_LOADER_CLASS = ProjectConfigLoader
 
 
 def _skimage_data_dir() -> str:
