@@ -1,7 +1,8 @@
 """Project hooks.
 
-* :class:`MlflowExperimentHook`: one MLflow store per project, one experiment per
-  pipeline family, run names that say what ran.
+* :class:`MlflowExperimentHook`: one MLflow experiment per pipeline family, run names
+  that say what ran, no run left open.  (The store's path, ``${project_root:}``, comes
+  from ``settings.ProjectConfigLoader``.)
 * :class:`MissingUpstreamHook`: a clear message when an upstream output is missing.
 """
 
@@ -44,7 +45,7 @@ class MlflowExperimentHook:
         self._context = None
         self._configured_run_name = None
 
-    @hook_impl(tryfirst=True)
+    @hook_impl
     def after_context_created(self, context) -> None:
         self._context = context
         try:
