@@ -95,3 +95,13 @@ def test_plot_before_after(tmp_path, maps):
     assert len([ax for ax in fig.axes if ax.images]) == 3
     _save(fig, tmp_path / "before_after.png")
     _save(plot_before_after(raw, truth), tmp_path / "before_after_2.png")
+
+
+def test_side_by_side_wraps_into_rows(tmp_path):
+    images = {f"panel {i}": np.random.default_rng(i).random((16, 16)) for i in range(6)}
+    fig = plot_side_by_side(images, "wrapped", ncols=4)
+    visible = [ax for ax in fig.axes if ax.get_visible() and ax.get_images()]
+    assert len(visible) == 6
+    rows = {round(ax.get_position().y0, 3) for ax in visible}
+    assert len(rows) == 2
+    fig.savefig(tmp_path / "wrapped.png")

@@ -210,6 +210,7 @@ def plot_side_by_side(
     pixel_sizes_nm: dict[str, float] | None = None,
     units: str = "a.u.",
     shared_scale: bool = True,
+    ncols: int | None = None,
 ) -> Figure:
     """Maps of one element side by side (e.g. truth / raw / bicubic / RL / enhanced).
 
@@ -227,6 +228,8 @@ def plot_side_by_side(
     shared_scale : bool
         One colour scale (0.5-99.5 percentile of all panels pooled) and one
         colour bar for all panels; otherwise a scale and bar per panel.
+    ncols : int, optional
+        Panels per row (default: all in one row); further panels wrap to new rows.
 
     Returns
     -------
@@ -240,8 +243,13 @@ def plot_side_by_side(
         if missing:
             raise ValueError(f"pixel_sizes_nm lacks entries for {missing}")
     n = len(arrays)
-    fig = _new_figure(2.6 * n + (0.8 if shared_scale else 0.6 * n), 3.0)
-    axes = fig.subplots(1, n, squeeze=False)[0]
+    ncols = n if ncols is None else max(1, min(int(ncols), n))
+    nrows = math.ceil(n / ncols)
+    fig = _new_figure(2.6 * ncols + (0.8 if shared_scale else 0.6 * ncols), 3.0 * nrows)
+    grid = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in grid[n:]:
+        ax.set_visible(False)
+    axes = grid[:n]
     norm = Normalize(*_robust_limits(list(arrays.values()))) if shared_scale else None
     im = None
     for ax, (name, img) in zip(axes, arrays.items()):
