@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
@@ -57,10 +58,8 @@ def _slab(stack: XRFStack, slab_nm: tuple[float, float] | None) -> XRFStack:
             f"parameter tomography slab_nm={list(slab_nm)} selects rows {start}:{stop}, outside "
             f"the {rows} rows ({rows * stack.pixel_size_nm:.0f} nm) of the projections"
         )
-    meta = {**stack.metadata, "slab_nm": list(slab_nm)}
-    return XRFStack(
-        stack.data[:, :, start:stop], stack.pixel_size_nm, stack.elements, stack.angles_deg,
-        stack.units, meta,
+    return replace(
+        stack, data=stack.data[:, :, start:stop], metadata={**stack.metadata, "slab_nm": list(slab_nm)}
     )
 
 
@@ -138,10 +137,7 @@ def reproject_to_measured_angles(volume: Volume, measured: XRFStack) -> XRFStack
 def every_second_projection(stack: XRFStack) -> XRFStack:
     """Keep projections 0, 2, 4, ... (45 of 91): the limited-projection experiment."""
     half = stack.select_frames(slice(0, None, 2))
-    return XRFStack(
-        half.data, half.pixel_size_nm, half.elements, half.angles_deg, half.units,
-        {**stack.metadata, "kind": "every second projection"},
-    )
+    return replace(half, metadata={**stack.metadata, "kind": "every second projection"})
 
 
 def slice_figures(**volumes: Volume) -> dict[str, Figure]:
