@@ -8,9 +8,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from xrf_sr_kedro.types import Volume, XRFStack
+
+from .centre import center_metadata, center_offset_px_for
 from .projector import ParallelBeamProjector, _as_angles, default_device
 
-__all__ = ["reproject", "even_angles_deg"]
+__all__ = ["reproject", "reproject_volume_stack", "even_angles_deg"]
 
 
 def even_angles_deg(n: int, start: float = -90.0, stop: float = 90.0) -> np.ndarray:
@@ -79,3 +82,43 @@ def reproject(
         batch = torch.from_numpy(np.ascontiguousarray(vol[s0:s1], dtype=np.float32))
         out[:, s0:s1, :] = proj.forward(batch).cpu().numpy().transpose(1, 0, 2)
     return out
+
+
+def reproject_volume_stack(volume: Volume, angles_deg: Any, kind: str = "reprojection") -> XRFStack:
+    """Reproject every element of ``volume`` into an :class:`XRFStack`, keeping the centre.
+
+    The rotation centre the volume was reconstructed with (``metadata
+    ["center_offset_nm"]``, see :mod:`.centre`) is used for the projection, so
+    the reprojections sit on the detector where the measured projections did,
+    and it is written into the stack's metadata (``center_offset_px``,
+    ``center_offset_nm``, ``center_method``): a later reconstruction of these
+    projections, or of a 4x finer (enhanced) version of them, finds it there and
+    scales it to its own pixel size.
+
+    Parameters
+    ----------
+    volume : Volume
+        Signal per voxel; the projections are line integrals in signal x nm / nm
+        (multiplied by the voxel size), clipped at 0.
+    angles_deg : array_like
+    kind : str
+        Written to ``metadata["kind"]``.
+    """
+    angles = _as_angles(angles_deg)
+    offset = center_offset_px_for(volume.metadata, volume.voxel_size_nm)
+    data = np.stack(
+        [reproject(v, angles, center_offset_px=offset) for v in volume.data]
+    ) * volume.voxel_size_nm
+    method = volume.metadata.get("center_method", "reconstruction parameter")
+    return XRFStack(
+        data=np.clip(data, 0, None),
+        pixel_size_nm=volume.voxel_size_nm,
+        elements=volume.elements,
+        angles_deg=angles,
+        units=volume.units,
+        metadata={
+            "kind": kind,
+            "reconstruction": volume.metadata,
+            **center_metadata(offset, volume.voxel_size_nm, method),
+        },
+    )

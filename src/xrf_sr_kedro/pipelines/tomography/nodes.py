@@ -12,7 +12,8 @@ from matplotlib.figure import Figure
 from xrf_sr_kedro.metrics.plots import plot_orthogonal_slices
 from xrf_sr_kedro.pipelines._params import validated
 from xrf_sr_kedro.tomo.iterative import reconstruct
-from xrf_sr_kedro.tomo.reproject import even_angles_deg, reproject
+from xrf_sr_kedro.tomo.centre import center_metadata, center_offset_px_for
+from xrf_sr_kedro.tomo.reproject import even_angles_deg, reproject_volume_stack
 from xrf_sr_kedro.types import Volume, XRFStack
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ def reconstruct_stack(stack: XRFStack, recon: ReconParams) -> Volume:
     if recon.elements:
         stack = stack.select_elements(recon.elements)
     stack = _slab(stack, recon.slab_nm)
+    # the centre travels in the stack's metadata (nm); the parameter is for measured stacks
+    offset_px = center_offset_px_for(stack.metadata, stack.pixel_size_nm, recon.center_offset_px)
     volumes = []
     for element, projections in zip(stack.elements, stack.data):
         logger.info(
@@ -87,7 +90,7 @@ def reconstruct_stack(stack: XRFStack, recon: ReconParams) -> Volume:
                 n_iter=recon.n_iter,
                 n_subsets=recon.n_subsets,
                 reg_par=recon.reg_par,
-                center_offset_px=recon.center_offset_px,
+                center_offset_px=offset_px,
                 slice_batch=recon.slice_batch,
             )
             / stack.pixel_size_nm  # line integrals (signal x nm) back to signal per voxel
@@ -107,20 +110,15 @@ def reconstruct_stack(stack: XRFStack, recon: ReconParams) -> Volume:
             "angles_deg_max": float(stack.angles_deg.max()),
             "source": stack.metadata.get("kind", ""),
             "slab_nm": None if recon.slab_nm is None else list(recon.slab_nm),
+            **center_metadata(
+                offset_px, stack.pixel_size_nm, stack.metadata.get("center_method", "parameter")
+            ),
         },
     )
 
 
 def _reproject(volume: Volume, angles_deg: np.ndarray, kind: str) -> XRFStack:
-    data = np.stack([reproject(v, angles_deg) for v in volume.data]) * volume.voxel_size_nm
-    return XRFStack(
-        data=np.clip(data, 0, None),
-        pixel_size_nm=volume.voxel_size_nm,
-        elements=volume.elements,
-        angles_deg=angles_deg,
-        units=volume.units,
-        metadata={"kind": kind, "reconstruction": volume.metadata},
-    )
+    return reproject_volume_stack(volume, angles_deg, kind)  # carries the rotation centre
 
 
 def reproject_volume(volume: Volume, reprojection: ReprojectionParams) -> XRFStack:
