@@ -75,8 +75,11 @@ def run(n_det: int, n_rows: int, center_offset_px: float, shift_rms_px: float, f
 
     centre = find_center(ref, stack.angles_deg)
     aligned, result = align_stack(stack, REFERENCE, centre.offset_px)
+    # jitter blurs the first centre estimate's check: find it again on aligned data
     centre = find_center(aligned.data[aligned.elements.index(REFERENCE)], stack.angles_deg)
-    aligned, result = align_stack(stack, REFERENCE, centre.offset_px)
+    aligned, result = align_stack(
+        stack, REFERENCE, centre.offset_px, initial_shifts_px=result.shifts_px
+    )
 
     # shifts applied = -displacement; compare on the observable part only
     err = result.shifts_px + m.shifts_px

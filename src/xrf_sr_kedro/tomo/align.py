@@ -101,9 +101,10 @@ def align_projections(
     algorithm: str = "sirt",
     recon_iter: int = 20,
     upsample: int = 20,
-    tol_px: float = 0.02,
+    tol_px: float = 0.1,
     max_shift_px: float | None = None,
     fix_rigid_motion: bool = True,
+    initial_shifts_px: Any = None,
 ) -> AlignmentResult:
     """Align the projections of one element by iterative reprojection.
 
@@ -123,11 +124,14 @@ def align_projections(
     upsample : int
         Phase-correlation precision ``1 / upsample`` px.
     tol_px : float
-        Stop when no shift changes by more than this, px.
+        Stop when no shift changes by more than this, px (the registration noise
+        of low-count data is about 0.05 px).
     max_shift_px : float, optional
         Clip shifts to +- this (default: a quarter of the detector width).
     fix_rigid_motion : bool
         Remove the unobservable rigid-motion components (module docstring).
+    initial_shifts_px : array_like, shape (n_angles, 2), optional
+        Start from these shifts (e.g. a previous run with another centre).
 
     Returns
     -------
@@ -143,8 +147,12 @@ def align_projections(
         raise ValueError(f"n_iter must be a positive integer, got {n_iter!r}")
     n_angles, n_rows, n_det = p.shape
     limit = n_det / 4.0 if max_shift_px is None else float(max_shift_px)
-    shifts = np.zeros((n_angles, 2))
-    aligned = p.copy()
+    if initial_shifts_px is None:
+        shifts = np.zeros((n_angles, 2))
+        aligned = p.copy()
+    else:
+        shifts = np.array(initial_shifts_px, dtype=np.float64).reshape(n_angles, 2)
+        aligned = _shift_all(p, shifts)
     updates: list[float] = []
     for it in range(int(n_iter)):
         vol = reconstruct(
