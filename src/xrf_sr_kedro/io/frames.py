@@ -125,7 +125,10 @@ def pixel_sizes_nm(
         raise DataFormatError(
             path, "pixel_size_nm", "the file records no pixel size (positions); pass pixel_size_nm"
         )
-    return check_pixel_size(y, path=path, key="y axis"), check_pixel_size(x, path=path, key="x axis")
+    return (
+        check_pixel_size(y, path=path, key="y axis"),
+        check_pixel_size(x, path=path, key="x axis"),
+    )
 
 
 def frames_to_stack(
@@ -160,7 +163,8 @@ def frames_to_stack(
     for fr in frames[1:]:
         if fr.maps.shape != shape:
             raise DataFormatError(
-                fr.source, "maps", f"map shape {fr.maps.shape} differs from {shape} in {first.source}"
+                fr.source, "maps",
+                f"map shape {fr.maps.shape} differs from {shape} in {first.source}",
             )
     if angles_deg is not None:
         angles = np.asarray(angles_deg, dtype=np.float64).reshape(-1)
@@ -175,11 +179,13 @@ def frames_to_stack(
     else:
         missing = [fr.source for fr in frames if fr.angle_deg is None][:3]
         raise DataFormatError(
-            missing[0], "angle", f"no rotation angle recorded (also in {missing[1:]}); pass angles_deg"
+            missing[0], "angle",
+            f"no rotation angle recorded (also in {missing[1:]}); pass angles_deg",
         )
     have_i0 = [fr.i0 is not None for fr in frames]
     if any(have_i0) and not all(have_i0):
-        raise DataFormatError(frames[have_i0.index(False)].source, "I0", "missing in this frame only")
+        first_without = frames[have_i0.index(False)].source
+        raise DataFormatError(first_without, "I0", "missing in this frame only")
     order = np.argsort(angles, kind="stable") if angles is not None else np.arange(len(frames))
     data = np.stack([frames[k].maps for k in order], axis=1).astype(np.float64)
     data = check_signal(data, path=first.source, key="maps", units=units)

@@ -114,7 +114,8 @@ def read_maps_frame(
         ds = f[key]
         if ds.ndim != 3 or ds.shape[0] != len(names):
             raise DataFormatError(
-                p, "/" + key, f"expected ({len(names)}, H, W) for {len(names)} channels, got {ds.shape}"
+                p, "/" + key,
+                f"expected ({len(names)}, H, W) for {len(names)} channels, got {ds.shape}",
             )
         maps = np.stack([ds[i] for i in idx]).astype(np.float64)
         scalers = f["MAPS/scalers"][()] if "MAPS/scalers" in f else None
@@ -123,7 +124,9 @@ def read_maps_frame(
         )
         i0 = select_i0(scalers, scaler_names, i0_scaler, p, "/MAPS/scalers")
         if i0 is not None and i0.shape != maps.shape[1:]:
-            raise DataFormatError(p, "/MAPS/scalers", f"I0 shape {i0.shape} != maps {maps.shape[1:]}")
+            raise DataFormatError(
+                p, "/MAPS/scalers", f"I0 shape {i0.shape} != maps {maps.shape[1:]}"
+            )
         return Frame(
             maps=maps,
             source=str(p),

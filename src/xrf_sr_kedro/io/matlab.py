@@ -40,7 +40,8 @@ def _h5_value(f: h5py.File, obj: Any) -> Any:
     if isinstance(obj, h5py.Group):
         return {k: _h5_value(f, obj[k]) for k in obj}
     data = obj[()]
-    if obj.dtype == h5py.ref_dtype or (data.dtype == object and data.size and isinstance(data.flat[0], h5py.Reference)):
+    is_cell = data.dtype == object and data.size and isinstance(data.flat[0], h5py.Reference)
+    if obj.dtype == h5py.ref_dtype or is_cell:
         return [_h5_value(f, f[r]) for r in data.ravel(order="F")]  # cell array
     if obj.attrs.get("MATLAB_class", b"") in (b"char", "char"):
         return "".join(chr(c) for c in np.asarray(data).ravel(order="F"))
@@ -71,14 +72,18 @@ def read_mat_variables(path: str | os.PathLike, names: Sequence[str]) -> dict[st
             present = [k for k in f.keys() if not k.startswith("#")]
             missing = [n for n in names if n.split("/")[0] not in present]
             if missing:
-                raise DataFormatError(p, missing[0], f"missing (v7.3 file); variables present: {present}")
+                raise DataFormatError(
+                    p, missing[0], f"missing (v7.3 file); variables present: {present}"
+                )
             return {n: _h5_value(f, f[n]) for n in names}
     from scipy.io import loadmat
 
     try:
         raw = loadmat(p, squeeze_me=False, struct_as_record=True)
     except Exception as exc:  # noqa: BLE001 - scipy raises several types for bad files
-        raise DataFormatError(p, "/", f"cannot be read as a MATLAB v5 or v7.3 file ({exc})") from exc
+        raise DataFormatError(
+            p, "/", f"cannot be read as a MATLAB v5 or v7.3 file ({exc})"
+        ) from exc
     present = [k for k in raw if not k.startswith("__")]
     out = {}
     for n in names:
@@ -88,7 +93,8 @@ def read_mat_variables(path: str | os.PathLike, names: Sequence[str]) -> dict[st
         value = _v5_value(raw[head])
         if field:
             if not isinstance(value, dict) or field not in value:
-                raise DataFormatError(p, n, f"missing field; struct {head} has {list(value) if isinstance(value, dict) else 'no fields'}")
+                fields = list(value) if isinstance(value, dict) else "no fields"
+                raise DataFormatError(p, n, f"missing field; struct {head} has {fields}")
             value = value[field]
         out[n] = value
     return out
@@ -98,7 +104,7 @@ def _names(value: Any, p: Path, key: str) -> list[str]:
     if isinstance(value, str):
         return [value]
     if isinstance(value, list):
-        return [str(v).strip() if not isinstance(v, np.ndarray) else str(v.squeeze()) for v in value]
+        return [str(v.squeeze()) if isinstance(v, np.ndarray) else str(v).strip() for v in value]
     arr = np.asarray(value)
     if arr.dtype.kind in "US":
         return [str(x).strip() for x in arr.ravel()]
@@ -161,7 +167,8 @@ def _mat_frames(path, elements, data_key, names_key, angles_key, i0_key, pixel_s
         data = data[:, None]
     if data.ndim != 4 or data.shape[0] != len(names):
         raise DataFormatError(
-            p, data_key, f"expected ({len(names)}, H, W) or ({len(names)}, n_angles, H, W), got {data.shape}"
+            p, data_key,
+            f"expected ({len(names)}, H, W) or ({len(names)}, n_angles, H, W), got {data.shape}",
         )
     n = data.shape[1]
     theta = v.get(angles_key) if angles_key else None

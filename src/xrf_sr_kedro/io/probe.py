@@ -193,7 +193,8 @@ def _read_npz(p: Path, pixel_size_nm: float | None) -> tuple[np.ndarray, float]:
     if "probe_real" in arrays or "probe_imag" in arrays:
         if not {"probe_real", "probe_imag"} <= set(arrays):
             raise DataFormatError(
-                p, "probe_imag", f"probe_real and probe_imag come together; arrays present: {sorted(arrays)}"
+                p, "probe_imag",
+                f"probe_real and probe_imag come together; arrays present: {sorted(arrays)}",
             )
         key, arr = "probe_real/probe_imag", arrays["probe_real"] + 1j * arrays["probe_imag"]
     elif "probe" in arrays:
@@ -246,7 +247,9 @@ def _read_ptyr(p: Path, pixel_size_nm: float | None) -> tuple[np.ndarray, float]
         storage = sorted(f["content/probe"].keys())[0]
         g = f["content/probe"][storage]
         if "data" not in g:
-            raise DataFormatError(p, g.name + "/data", f"missing; the storage holds {list(g.keys())}")
+            raise DataFormatError(
+                p, g.name + "/data", f"missing; the storage holds {list(g.keys())}"
+            )
         modes = _as_modes(g["data"][()], p, g.name + "/data")
         if pixel_size_nm is not None:
             return modes, check_pixel_size(pixel_size_nm, path=p, key="pixel_size_nm")

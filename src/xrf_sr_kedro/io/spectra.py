@@ -177,7 +177,9 @@ def _load_arrays(p: Path, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         f = h5py.File(p, "r")
     except OSError as exc:
-        raise DataFormatError(p, "/", f"cannot be opened as HDF5 or read as .npz/.npy ({exc})") from exc
+        raise DataFormatError(
+            p, "/", f"cannot be opened as HDF5 or read as .npz/.npy ({exc})"
+        ) from exc
     with f:
         if key not in f:
             names: list[str] = []
@@ -198,7 +200,8 @@ def _read_frames(
     spectra = np.asarray(arrays["spectra"])
     if spectra.ndim not in (3, 4):
         raise DataFormatError(
-            p, key, f"expected spectra (H, W, n_channels) or (n_angles, H, W, n_channels), got {spectra.shape}"
+            p, key, "expected spectra (H, W, n_channels) or (n_angles, H, W, n_channels), "
+            f"got {spectra.shape}",
         )
     cal = calibration
     if cal is None:

@@ -68,7 +68,9 @@ def expected_poisson_residual_from_counts(measured_counts: np.ndarray) -> float:
     """``sqrt(sum(m) / sum(m^2))``: the noise-only residual, estimated from count maps."""
     m = np.asarray(measured_counts, dtype=np.float64)
     if np.any(m < 0):
-        raise ValueError("measured_counts must be non-negative counts (scale fitted maps by 1 / gain)")
+        raise ValueError(
+            "measured_counts must be non-negative counts (scale fitted maps by 1 / gain)"
+        )
     s2 = float((m**2).sum())
     if s2 == 0:
         raise ValueError("measured_counts is zero everywhere")
@@ -114,7 +116,9 @@ def _gain_from_noise(maps: np.ndarray, block_px: int) -> float:
                 dy = np.diff(b, axis=0).ravel()
                 ratios.append(0.5 * np.concatenate([dx, dy]).var() / mean)
     if not ratios:
-        raise ValueError(f"maps too small or empty for {block_px} px blocks; cannot estimate the gain")
+        raise ValueError(
+            f"maps too small or empty for {block_px} px blocks; cannot estimate the gain"
+        )
     return float(np.median(ratios))
 
 
@@ -138,7 +142,10 @@ def estimate_dose(maps: np.ndarray, units: str = "counts", block_px: int = 8) ->
     else:
         gain, method = _gain_from_noise(m, int(block_px)), "noise variance"
         if gain <= 0:
-            raise ValueError("no noise found in the maps (gain <= 0); are they smoothed or simulated without noise?")
+            raise ValueError(
+                "no noise found in the maps (gain <= 0); are they smoothed or simulated "
+                "without noise?"
+            )
     counts = np.clip(m, 0, None) / gain
     signal = counts[counts > np.median(counts)]
     est = DoseEstimate(
@@ -156,13 +163,18 @@ def estimate_dose(maps: np.ndarray, units: str = "counts", block_px: int = 8) ->
     return est
 
 
-def residual_vs_noise(residual: float, expected: float, tolerance: float = 1.5) -> tuple[float, str]:
+def residual_vs_noise(
+    residual: float, expected: float, tolerance: float = 1.5
+) -> tuple[float, str]:
     """Ratio of a consistency residual to the Poisson level, and a one-line verdict."""
     if expected <= 0:
         raise ValueError(f"expected residual must be positive, got {expected!r}")
     ratio = float(residual) / float(expected)
     if ratio <= tolerance:
-        return ratio, f"residual {residual:.3f} is {ratio:.2f}x the Poisson level {expected:.3f}: consistent with noise"
+        return ratio, (
+            f"residual {residual:.3f} is {ratio:.2f}x the Poisson level {expected:.3f}: "
+            "consistent with noise"
+        )
     return ratio, (
         f"residual {residual:.3f} is {ratio:.2f}x the Poisson level {expected:.3f}: the enhanced "
         "maps disagree with the data beyond noise (see docs/real_data.md, 'A high residual')"

@@ -33,7 +33,12 @@ from xrf_sr_kedro.tomo.reproject import reproject
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RealLikeMeasurement", "real_like_phantom", "simulate_real_like", "write_real_like_files"]
+__all__ = [
+    "RealLikeMeasurement",
+    "real_like_phantom",
+    "simulate_real_like",
+    "write_real_like_files",
+]
 
 ELEMENTS = ("Mn_K", "Fe_K")
 CALIBRATION = EnergyCalibration(offset_kev=5.0, slope_kev=0.02)  # 5.0-7.54 keV over 128 channels
@@ -122,7 +127,10 @@ def simulate_real_like(
     truth = real_like_phantom(n_det, n_rows, radius, seed)
     angles = np.arange(n_angles) * 180.0 / n_angles
     proj = np.stack(
-        [reproject(v, angles, center_offset_px=center_offset_px, device="cpu", progress=False) for v in truth]
+        [
+            reproject(v, angles, center_offset_px=center_offset_px, device="cpu", progress=False)
+            for v in truth
+        ]
     )
     proj *= peak_counts / proj.max()
     shifts = rng.normal(0.0, shift_rms_px, (n_angles, 2))
@@ -141,7 +149,9 @@ def simulate_real_like(
     )
 
 
-def poisson_spectra(line_counts: np.ndarray, background: float, rng: np.random.Generator) -> np.ndarray:
+def poisson_spectra(
+    line_counts: np.ndarray, background: float, rng: np.random.Generator
+) -> np.ndarray:
     """Poisson spectra ``(..., N_CHANNELS)`` of expected line counts ``(n_elements, ...)``."""
     shapes = line_shapes(ELEMENTS, CALIBRATION.energies_kev(N_CHANNELS), 150.0)
     mean = np.tensordot(np.moveaxis(line_counts, 0, -1), shapes, axes=1) + background

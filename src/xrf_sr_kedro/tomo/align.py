@@ -43,7 +43,13 @@ from .reproject import reproject
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AlignmentResult", "align_projections", "align_stack", "apply_shifts", "rigid_components"]
+__all__ = [
+    "AlignmentResult",
+    "align_projections",
+    "align_stack",
+    "apply_shifts",
+    "rigid_components",
+]
 
 
 @dataclass(frozen=True)
@@ -142,7 +148,9 @@ def align_projections(
     if p.ndim != 3:
         raise ValueError(f"projections must be 3-D (n_angles, n_rows, n_det), got {p.shape}")
     if angles.shape[0] != p.shape[0]:
-        raise ValueError(f"projections has {p.shape[0]} angles but angles_deg has {angles.shape[0]}")
+        raise ValueError(
+            f"projections has {p.shape[0]} angles but angles_deg has {angles.shape[0]}"
+        )
     if int(n_iter) != n_iter or n_iter < 1:
         raise ValueError(f"n_iter must be a positive integer, got {n_iter!r}")
     n_angles, n_rows, n_det = p.shape
@@ -196,7 +204,8 @@ def apply_shifts(stack: XRFStack, shifts_px: np.ndarray, reference_element: str 
     sh = np.asarray(shifts_px, dtype=np.float64)
     if sh.shape != (stack.n_frames, 2):
         raise ValueError(
-            f"shifts_px must have shape ({stack.n_frames}, 2) (dy, dx per projection), got {sh.shape}"
+            f"shifts_px must have shape ({stack.n_frames}, 2) (dy, dx per projection), "
+            f"got {sh.shape}"
         )
     data = np.stack([_shift_all(frames, sh) for frames in stack.data])
     if stack.units in ("counts", "photons", "cts", "fitted counts"):

@@ -109,7 +109,9 @@ def _half_turn(sino: np.ndarray, angles: np.ndarray) -> tuple[np.ndarray, np.nda
     return s[keep], a[keep]
 
 
-def find_center_vo_offset(sino: Any, angles_deg: Any, search_radius_px: float | None = None) -> float:
+def find_center_vo_offset(
+    sino: Any, angles_deg: Any, search_radius_px: float | None = None
+) -> float:
     """Vo's Fourier double-wedge centre (algotom 1.7.0) as an offset in px.
 
     Parameters
