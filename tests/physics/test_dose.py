@@ -5,6 +5,7 @@ import pytest
 
 from xrf_sr_kedro.metrics.image import consistency_residual
 from xrf_sr_kedro.physics.dose import (
+    dose_guard,
     estimate_dose,
     expected_poisson_residual,
     expected_poisson_residual_from_counts,
@@ -44,3 +45,11 @@ def test_verdict_flags_residual_above_noise():
     assert "consistent with noise" in residual_vs_noise(0.065, 0.07)[1]
     with pytest.raises(ValueError, match="dose_counts_per_pixel must be positive"):
         expected_poisson_residual(0.0)
+
+
+def test_dose_guard_warns_below_the_shown_range():
+    _, low = _truth(5.0, seed=2)
+    _, high = _truth(300.0, seed=2)
+    assert "below 10" in dose_guard(estimate_dose(low), 10.0, 1000.0)
+    assert dose_guard(estimate_dose(high), 10.0, 1000.0) is None
+    assert "above 100" in dose_guard(estimate_dose(high), 10.0, 100.0)

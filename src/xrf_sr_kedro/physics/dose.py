@@ -39,6 +39,7 @@ __all__ = [
     "estimate_dose",
     "expected_poisson_residual",
     "expected_poisson_residual_from_counts",
+    "dose_guard",
     "residual_vs_noise",
 ]
 
@@ -179,3 +180,37 @@ def residual_vs_noise(
         f"residual {residual:.3f} is {ratio:.2f}x the Poisson level {expected:.3f}: the enhanced "
         "maps disagree with the data beyond noise (see docs/real_data.md, 'A high residual')"
     )
+
+
+def dose_guard(
+    estimate: DoseEstimate, shown_min_counts: float, shown_max_counts: float | None = None
+) -> str | None:
+    """A warning when the data's dose lies outside the range where enhancement was shown to help.
+
+    Parameters
+    ----------
+    estimate : DoseEstimate
+        From :func:`estimate_dose`; its ``signal_counts_per_pixel`` (the counts
+        where the sample is) is compared.
+    shown_min_counts, shown_max_counts : float
+        Counts per pixel between which the network's benefit was measured on
+        simulated data (the low-count study of issue 16).
+
+    Returns
+    -------
+    str or None
+        The warning text, or ``None`` when the dose is inside the range.
+    """
+    d = estimate.signal_counts_per_pixel
+    if d < shown_min_counts:
+        return (
+            f"dose {d:.3g} counts/pixel (where the sample is) is below {shown_min_counts:.3g}, "
+            "the lowest dose at which enhancement was shown to help: the network may draw "
+            "texture the data does not hold; treat the enhanced maps as unverified"
+        )
+    if shown_max_counts is not None and d > shown_max_counts:
+        return (
+            f"dose {d:.3g} counts/pixel is above {shown_max_counts:.3g}, the highest dose "
+            "tested; the enhancement is not validated there"
+        )
+    return None
