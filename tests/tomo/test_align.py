@@ -14,7 +14,8 @@ def shifted():
     n, rows = 48, 12
     yy, xx = np.mgrid[:n, :n] + 0.5 - n / 2
     vol = np.zeros((rows, n, n), np.float32)
-    for cy, cx, r, z0, z1 in [(-8, 5, 5, 3, 8), (9, -6, 4, 4, 9), (2, 11, 3, 3, 6), (-3, -12, 4, 5, 9)]:
+    discs = [(-8, 5, 5, 3, 8), (9, -6, 4, 4, 9), (2, 11, 3, 3, 6), (-3, -12, 4, 5, 9)]
+    for cy, cx, r, z0, z1 in discs:
         vol[z0:z1][:, (yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = 1.0
     angles = np.arange(30) * 6.0
     proj = reproject(vol, angles, center_offset_px=3.0, device="cpu", progress=False)
