@@ -13,6 +13,7 @@ import base64
 import io
 import logging
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,10 +30,12 @@ from xrf_sr_kedro.metrics.plots import plot_fsc, plot_side_by_side
 from xrf_sr_kedro.physics.deconvolution import richardson_lucy_sr
 from xrf_sr_kedro.physics.probe import resample_probe
 from xrf_sr_kedro.pipelines._params import validated
-from xrf_sr_kedro.pipelines.tomography.nodes import ReconParams, reconstruct_stack
+from xrf_sr_kedro.tomo.recon import ReconSettings, reconstruct_stack
 from xrf_sr_kedro.types import ProbeIntensity, Volume, XRFStack
 
 logger = logging.getLogger(__name__)
+
+ReconParams = validated(ReconSettings)
 
 COLUMNS = [
     "experiment",
@@ -176,8 +179,8 @@ def split_half_volumes(
     projections separately."""
     stack = stack.select_elements([params.element])
     return (
-        reconstruct_stack(stack.select_frames(slice(0, None, 2)), recon),
-        reconstruct_stack(stack.select_frames(slice(1, None, 2)), recon),
+        reconstruct_stack(stack.select_frames(slice(0, None, 2)), **asdict(recon)),
+        reconstruct_stack(stack.select_frames(slice(1, None, 2)), **asdict(recon)),
     )
 
 
