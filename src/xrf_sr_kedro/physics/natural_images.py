@@ -11,6 +11,8 @@ goes through :func:`load_image_as_gray`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -247,3 +249,60 @@ def bundled_natural_images(
     return list(
         bundled_natural_images_named(min_size_px, n_procedural, procedural_size_px, seed).values()
     )
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def split_training_images(
+    images: dict[str, Callable[[], Any]],
+    *,
+    min_size_px: int,
+    n_validation_images: int,
+    n_textures: int,
+    texture_size_px: int,
+    seed: int,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Grayscale [0, 1] images from a PNG/JPEG folder plus procedural textures, split by image.
+
+    Parameters
+    ----------
+    images : dict of str to callable
+        File name -> loader (a Kedro ``PartitionedDataset``); files without an image
+        suffix are ignored and unreadable ones skipped with a warning.
+    min_size_px : int
+        Images whose shorter side is below this are dropped.
+    n_validation_images : int
+        Images held out for validation, never cut into training patches.
+    n_textures, texture_size_px : int
+        Procedural textures added (:func:`procedural_textures`).
+    seed : int
+        Seeds the textures and the split.
+
+    Returns
+    -------
+    (train_images, validation_images) : lists of 2-D float arrays
+    """
+    loaded = []
+    for name in sorted(images):
+        if PurePath(name).suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        try:
+            gray = load_image_as_gray(np.asarray(images[name]()))
+        except Exception as exc:  # a corrupt or exotic file must not stop the run
+            logger.warning("Skipping image %s: %s", name, exc)
+            continue
+        if min(gray.shape) >= min_size_px:
+            loaded.append(gray)
+    loaded += procedural_textures(n_textures, texture_size_px, seed=seed)
+    if len(loaded) <= n_validation_images:
+        raise ValueError(
+            f"only {len(loaded)} usable images (>= {min_size_px} px) found; need more "
+            f"than simulation.training_images.n_validation_images={n_validation_images}"
+        )
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(loaded))
+    train = [loaded[i] for i in order[n_validation_images:]]
+    val = [loaded[i] for i in order[:n_validation_images]]
+    logger.info("Training images: %d for training, %d held out", len(train), len(val))
+    return train, val
