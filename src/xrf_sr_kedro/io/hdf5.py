@@ -90,18 +90,30 @@ def _write_common_root(f: h5py.File, kind: str, metadata: dict[str, Any]) -> Non
 # ----------------------------------------------------------------------------
 
 
+def _write_elemental(
+    f: h5py.File, group: str, data: np.ndarray, elements: Sequence[str], *,
+    units: str, size_attr: str, size_nm: float, axes: str,
+) -> h5py.Group:
+    """``/<group>/data`` (frame-chunked) and ``/<group>/elements``, sizes and units on root and data."""
+    f.attrs[size_attr] = size_nm
+    f.attrs["units"] = units
+    g = f.create_group(group)
+    d = _create(g, "data", data, _frame_chunks(data.shape))
+    d.attrs["units"] = units
+    d.attrs[size_attr] = size_nm
+    d.attrs["axes"] = axes
+    g.create_dataset("elements", data=np.array(elements, dtype=object), dtype=_STR)
+    return g
+
+
 def _write_stack(f: h5py.File, s: XRFStack, path: Any) -> None:
     check_signal(s.data, path=path, key="/exchange/data", units=s.units)
     _write_common_root(f, "XRFStack", s.metadata)
-    f.attrs["pixel_size_nm"] = s.pixel_size_nm
-    f.attrs["units"] = s.units
-    ex = f.create_group("exchange")
     data = s.data[0] if len(s.elements) == 1 else s.data
-    d = _create(ex, "data", data, _frame_chunks(data.shape))
-    d.attrs["units"] = s.units
-    d.attrs["pixel_size_nm"] = s.pixel_size_nm
-    d.attrs["axes"] = "theta:y:x" if data.ndim == 3 else "element:theta:y:x"
-    ex.create_dataset("elements", data=np.array(s.elements, dtype=object), dtype=_STR)
+    ex = _write_elemental(
+        f, "exchange", data, s.elements, units=s.units, size_attr="pixel_size_nm",
+        size_nm=s.pixel_size_nm, axes="theta:y:x" if data.ndim == 3 else "element:theta:y:x",
+    )
     if s.angles_deg is not None:
         t = ex.create_dataset("theta", data=np.asarray(s.angles_deg, dtype=np.float64))
         t.attrs["units"] = "deg"
@@ -110,14 +122,10 @@ def _write_stack(f: h5py.File, s: XRFStack, path: Any) -> None:
 def _write_volume(f: h5py.File, v: Volume, path: Any) -> None:
     check_signal(v.data, path=path, key="/volume/data", units=v.units)
     _write_common_root(f, "Volume", v.metadata)
-    f.attrs["voxel_size_nm"] = v.voxel_size_nm
-    f.attrs["units"] = v.units
-    g = f.create_group("volume")
-    d = _create(g, "data", v.data, _frame_chunks(v.data.shape))
-    d.attrs["units"] = v.units
-    d.attrs["voxel_size_nm"] = v.voxel_size_nm
-    d.attrs["axes"] = "element:z:y:x"
-    g.create_dataset("elements", data=np.array(v.elements, dtype=object), dtype=_STR)
+    _write_elemental(
+        f, "volume", v.data, v.elements, units=v.units, size_attr="voxel_size_nm",
+        size_nm=v.voxel_size_nm, axes="element:z:y:x",
+    )
 
 
 def _write_pairs(f: h5py.File, p: PatchPairs, path: Any) -> None:
@@ -189,27 +197,36 @@ def _read_stack(f: h5py.File, path: Any) -> XRFStack:
     units = decode_str(f.attrs.get("units", "counts"))
     ds = _get(f, "/exchange/data", path, "(n_frames, H, W) or (n_elements, n_frames, H, W)")
     check_ndim(ds, (3, 4), path=path, key="/exchange/data", layout="projection data")
-    data = check_signal(ds[()], path=path, key="/exchange/data", units=units)
     elements = decode_names(_get(f, "/exchange/elements", path, "element names")[()])
+    pixel = check_pixel_size(f.attrs.get("pixel_size_nm"), path=path, key="/@pixel_size_nm")
+    return _exchange_stack(
+        f, ds, path, elements, "/exchange/elements", pixel, units,
+        decode_metadata(f.attrs.get(METADATA_ATTR), path=path),
+    )
+
+
+def _exchange_stack(
+    f: h5py.File, ds: h5py.Dataset, path: Any, elements: list[str], names_key: str,
+    pixel_size_nm: float, units: str, metadata: dict[str, Any],
+) -> XRFStack:
+    """The XRFStack of a Data Exchange file: checked signal, one channel per element, angles."""
+    data = check_signal(ds[()], path=path, key="/exchange/data", units=units)
     if data.ndim == 3:
         data = data[None]
     if data.shape[0] != len(elements):
         raise DataFormatError(
             path,
-            "/exchange/elements",
-            f"{len(elements)} names {elements} for {data.shape[0]} element channel(s)",
+            names_key,
+            f"{len(elements)} element name(s) {elements} for {data.shape[0]} element channel(s)",
         )
-    pixel = check_pixel_size(f.attrs.get("pixel_size_nm"), path=path, key="/@pixel_size_nm")
-    angles = None
-    if "/exchange/theta" in f:
-        angles = read_theta_deg(f, path, data.shape[1])
+    angles = read_theta_deg(f, path, data.shape[1]) if "/exchange/theta" in f else None
     return XRFStack(
         data=data,
-        pixel_size_nm=pixel,
+        pixel_size_nm=pixel_size_nm,
         elements=tuple(elements),
         angles_deg=angles,
         units=units,
-        metadata=decode_metadata(f.attrs.get(METADATA_ATTR), path=path),
+        metadata=metadata,
     )
 
 
@@ -296,23 +313,9 @@ def _read_foreign_exchange(
     if pixel_size_nm is None:
         pixel_size_nm = f.attrs.get("pixel_size_nm", ds.attrs.get("pixel_size_nm"))
     pixel = check_pixel_size(pixel_size_nm, path=path, key="/@pixel_size_nm")
-    data = check_signal(ds[()], path=path, key="/exchange/data", units=units)
-    if data.ndim == 3:
-        data = data[None]
-    if data.shape[0] != len(names):
-        raise DataFormatError(
-            path,
-            "/exchange/data",
-            f"{data.shape[0]} element channel(s) but {len(names)} element name(s) {names}",
-        )
-    angles = read_theta_deg(f, path, data.shape[1]) if "/exchange/theta" in f else None
-    return XRFStack(
-        data=data,
-        pixel_size_nm=pixel,
-        elements=tuple(names),
-        angles_deg=angles,
-        units=units,
-        metadata={"source_file": str(path), "source_format": "data_exchange"},
+    return _exchange_stack(
+        f, ds, path, names, "/exchange/data", pixel, units,
+        {"source_file": str(path), "source_format": "data_exchange"},
     )
 
 

@@ -7,6 +7,8 @@ counts (used for the simulated tomography scans and for the pretraining pairs);
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from xrf_sr_kedro.physics.flyscan import flyscan
@@ -20,33 +22,21 @@ __all__ = ["DEFAULT_MEAN_COUNTS", "detector_counts", "mean_counts_of", "measure_
 DEFAULT_MEAN_COUNTS = 100.0
 
 
-def detector_counts(
-    expected: np.ndarray,
-    mean_counts: float,
-    background_counts: float = 0.0,
-    readout_sigma_counts: float = 0.0,
-    seed: int | np.random.Generator = 0,
-) -> np.ndarray:
+def detector_counts(expected: np.ndarray, *noise: Any, **noise_kw: Any) -> np.ndarray:
     """Counts a detector records for the noise-free ``expected`` signal.
 
     ``expected`` is clipped at 0 first (FFT round-off of the forward model leaves
-    tiny negatives), Poisson and readout noise are drawn with
-    :func:`~xrf_sr_kedro.physics.noise.simulate_counts`, and the counts are clipped
-    at 0 again: readout noise can push an empty pixel below zero, while a detector
-    reports non-negative counts.
+    tiny negatives), Poisson and readout noise are drawn by
+    :func:`~xrf_sr_kedro.physics.noise.simulate_counts` (which takes the remaining
+    arguments: ``mean_counts``, ``background_counts``, ``readout_sigma_counts``,
+    ``seed``), and the counts are clipped at 0 again: readout noise can push an
+    empty pixel below zero, while a detector reports non-negative counts.
 
     Returns
     -------
     ndarray, float32, same shape as ``expected``, counts per pixel (>= 0)
     """
-    counts = simulate_counts(
-        np.clip(expected, 0, None),
-        mean_counts=mean_counts,
-        background_counts=background_counts,
-        readout_sigma_counts=readout_sigma_counts,
-        seed=seed,
-    )
-    return np.clip(counts, 0, None)
+    return np.clip(simulate_counts(np.clip(expected, 0, None), *noise, **noise_kw), 0, None)
 
 
 def mean_counts_of(mean_counts: dict[str, float] | None, element: str) -> float:
