@@ -110,7 +110,8 @@ def _to_unit(arr: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- textures
 
 
-def _normalise(a: np.ndarray) -> np.ndarray:
+def _percentile_stretch(a: np.ndarray) -> np.ndarray:
+    """``a`` mapped to [0, 1] by its 0.5th and 99.5th percentiles (clipped)."""
     lo, hi = np.percentile(a, [0.5, 99.5])
     return np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1)
 
@@ -123,7 +124,7 @@ def _fractal_noise(rng: np.random.Generator, n: int) -> np.ndarray:
     f[0, 0] = 1.0
     spec = (rng.standard_normal(f.shape) + 1j * rng.standard_normal(f.shape)) / f ** (beta / 2)
     spec[0, 0] = 0
-    return _normalise(np.fft.irfft2(spec, s=(n, n)))
+    return _percentile_stretch(np.fft.irfft2(spec, s=(n, n)))
 
 
 def _grains(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -141,7 +142,7 @@ def _grains(rng: np.random.Generator, n: int) -> np.ndarray:
     img = levels[labels]
     edges = ndimage.morphological_gradient(labels, size=2) > 0
     img[edges] *= rng.uniform(0.0, 0.5)
-    return _normalise(ndimage.gaussian_filter(img, rng.uniform(0.3, 1.2)))
+    return _percentile_stretch(ndimage.gaussian_filter(img, rng.uniform(0.3, 1.2)))
 
 
 def _particles(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -157,7 +158,7 @@ def _particles(rng: np.random.Generator, n: int) -> np.ndarray:
         inside = (u / a) ** 2 + (v / b) ** 2 <= 1
         img[inside] = rng.uniform(0.2, 1.0) * (1 + 0.3 * (u[inside] / a))
     img = img + 0.05 * _fractal_noise(rng, n)
-    return _normalise(ndimage.gaussian_filter(img, rng.uniform(0.3, 1.0)))
+    return _percentile_stretch(ndimage.gaussian_filter(img, rng.uniform(0.3, 1.0)))
 
 
 def _cracks(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -176,7 +177,7 @@ def _cracks(rng: np.random.Generator, n: int) -> np.ndarray:
             y0, x0 = max(iy - width // 2, 0), max(ix - width // 2, 0)
             mask[y0 : iy + (width + 1) // 2, x0 : ix + (width + 1) // 2] = True
     img[mask] *= rng.uniform(0.0, 0.3)
-    return _normalise(img)
+    return _percentile_stretch(img)
 
 
 _TEXTURES = (_fractal_noise, _grains, _particles, _cracks)
