@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from xrf_sr_kedro.types import ProbeIntensity
-from xrf_sr_kedro.validation import positive_float
+from xrf_sr_kedro.validation import positive_float, positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +26,7 @@ FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 def _size(name: str, value: int | None) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-    return int(value)
+    return positive_int(name, value)
 
 
 # --------------------------------------------------------------------------- FWHM

@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from xrf_sr_kedro.device import default_device
 from xrf_sr_kedro.types import Volume, XRFStack
+from xrf_sr_kedro.validation import positive_int
 
 from .angles import as_angles_deg
 from .projector import ParallelBeamProjector
@@ -25,8 +26,7 @@ def even_angles_deg(n: int, start: float = -90.0, stop: float = 90.0) -> np.ndar
     (step 180/269 degrees).  The two end angles are the same line set mirrored,
     which costs one redundant projection and keeps the measured ends.
     """
-    if int(n) != n or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    n = positive_int("n", n)
     if not (np.isfinite(start) and np.isfinite(stop)):
         raise ValueError(f"start and stop must be finite, got {start!r}, {stop!r}")
     if n == 1:
@@ -67,8 +67,7 @@ def reproject(
     vol = np.asarray(volume)
     if vol.ndim != 3 or vol.shape[1] != vol.shape[2]:
         raise ValueError(f"volume must have shape (n_slices, N, N), got {vol.shape}")
-    if int(slice_batch) != slice_batch or slice_batch < 1:
-        raise ValueError(f"slice_batch must be a positive integer, got {slice_batch!r}")
+    slice_batch = positive_int("slice_batch", slice_batch)
     angles = as_angles_deg(angles_deg)
     n_slices, n = vol.shape[0], vol.shape[1]
     proj = ParallelBeamProjector(
