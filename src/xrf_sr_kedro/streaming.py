@@ -1,0 +1,107 @@
+"""Batched enhancement (or any per-map transform) streamed from stack file to stack file.
+
+:func:`stream_frames` reads ``frames_per_slab`` maps of one element from a
+projection stack file, applies ``fn`` (e.g. a ``functools.partial`` of
+:func:`xrf_sr_kedro.inference.engine.enhance_maps` returning the array), and
+writes the result into a chunked stack file with the pixel size divided by the
+scale, so that a stack of any length is enhanced in the memory of one slab.
+Slabs run here or on Dask workers (:mod:`xrf_sr_kedro.parallel`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from xrf_sr_kedro.io.chunked import ChunkedStack, open_stack, slab_ranges, stack_writer
+from xrf_sr_kedro.parallel import ParallelConfig, client_for, map_slabs, task_setup
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["stream_frames"]
+
+
+def _frames_task(
+    slab: tuple[int, int, int],
+    *,
+    fn: Callable[..., np.ndarray],
+    stack: ChunkedStack,
+    device: str,
+    threads: int,
+    fn_kwargs: dict[str, Any],
+) -> np.ndarray:
+    e, a0, a1 = slab
+    dev = task_setup(device, threads)
+    kwargs = {**fn_kwargs, "device": dev} if "device" in fn_kwargs else fn_kwargs
+    return np.asarray(fn(stack.read_frames(e, a0, a1), **kwargs), dtype=np.float32)
+
+
+def stream_frames(
+    fn: Callable[..., np.ndarray],
+    stack_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    scale: int,
+    *,
+    frames_per_slab: int = 8,
+    parallel: ParallelConfig | None = None,
+    client: Any = None,
+    max_in_flight: int | None = None,
+    progress: bool = True,
+    desc: str = "enhance slabs",
+    **fn_kwargs: Any,
+) -> ChunkedStack:
+    """Apply ``fn`` to every map of a stack file, ``frames_per_slab`` maps at a time.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(maps, **fn_kwargs)`` with ``maps`` of shape ``(n, H, W)`` returns
+        ``(n, H * scale, W * scale)``; top-level (picklable) for Dask.  A
+        ``device`` keyword in ``fn_kwargs`` is replaced by each worker's device.
+    stack_path, out_path : path-like
+        Input stack file and output stack file (written atomically).
+    scale : int
+        Upsampling factor; the output pixel size is the input's divided by it (nm).
+    frames_per_slab : int
+        Maps per task: the unit of memory.
+    parallel, client, max_in_flight, progress
+        As in :func:`xrf_sr_kedro.tomo.slabs.reconstruct_slabs`.
+
+    Returns
+    -------
+    ChunkedStack
+        Lazy handle on ``out_path``, shape ``(n_elements, n_angles, H*scale, W*scale)``.
+    """
+    if int(scale) != scale or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    stack = open_stack(stack_path)
+    n_el, n_frames, h, w = stack.shape
+    slabs = [(e, a0, a1) for e in range(n_el) for a0, a1 in slab_ranges(n_frames, frames_per_slab)]
+    cfg = parallel or ParallelConfig()
+    out_shape = (n_el, n_frames, h * int(scale), w * int(scale))
+    meta = {**stack.metadata, "source": str(stack_path), "scale": int(scale)}
+    with stack_writer(
+        out_path, out_shape, stack.pixel_size_nm / scale, stack.elements, stack.angles_deg,
+        units=stack.units, metadata=meta, chunk_rows=min(64, out_shape[2]),
+    ) as out, client_for(cfg, len(slabs), client) as cl:
+
+        def write(i: int, block: np.ndarray) -> None:
+            e, a0, a1 = slabs[i]
+            if block.shape != (a1 - a0, *out_shape[2:]):
+                raise ValueError(
+                    f"fn returned shape {block.shape} for {a1 - a0} maps of {h}x{w}; expected "
+                    f"{(a1 - a0, *out_shape[2:])} (scale {scale})"
+                )
+            out[e, a0:a1] = block
+
+        map_slabs(
+            _frames_task, slabs, client=cl, on_result=write, max_in_flight=max_in_flight,
+            desc=desc, progress=progress, fn=fn, stack=stack, device=cfg.device,
+            threads=cfg.threads_per_worker, fn_kwargs=fn_kwargs,
+        )
+    return open_stack(out_path)
+
