@@ -118,3 +118,25 @@ def test_stack_without_angles_is_refused_naming_the_key(tmp_path):
         f["exchange/data"] = np.zeros((2, 3, 4), np.float32)
     with pytest.raises(ValueError, match="/exchange/theta"):
         open_stack(path, pixel_size_nm=100.0)
+
+
+def test_kedro_dataset_saves_a_volume_and_loads_a_lazy_handle(tmp_path):
+    from xrf_sr_kedro.datasets import ChunkedVolumeDataset
+    from xrf_sr_kedro.io.chunked import ChunkedVolume
+
+    vol = Volume(
+        data=np.random.default_rng(2).random((2, 9, 8, 8)).astype(np.float32),
+        voxel_size_nm=12.5, elements=("Zn_K", "Fe_K"), metadata={"run": 1},
+    )
+    ds = ChunkedVolumeDataset(filepath=str(tmp_path / "out" / "v.h5"), slab_slices=4)
+    assert not ds.exists()
+    ds.save(vol)
+    lazy = ds.load()
+    assert isinstance(lazy, ChunkedVolume) and lazy.elements == vol.elements
+    np.testing.assert_array_equal(lazy.read(1, 3, 9), vol.data[1, 3:9])
+    with h5py.File(lazy.path) as f:
+        assert f["volume/data"].chunks == (1, 1, 8, 8)
+    # A lazy volume saved to another dataset is copied slab by slab.
+    copy = ChunkedVolumeDataset(filepath=str(tmp_path / "copy.h5"))
+    copy.save(lazy)
+    np.testing.assert_array_equal(load_h5(copy.load().path).data, vol.data)

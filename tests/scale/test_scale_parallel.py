@@ -101,3 +101,19 @@ def test_dashboard_link_is_logged(caplog):
     with open_client(cfg, n_tasks=1) as client:
         assert client is not None
     assert any("Dask dashboard: http" in r.getMessage() for r in caplog.records)
+
+
+def test_base_configuration_builds_a_parallel_config():
+    from pathlib import Path
+
+    import yaml
+
+    conf = Path(__file__).resolve().parents[2] / "conf" / "base" / "parameters_parallel.yml"
+    cfg = ParallelConfig(**yaml.safe_load(conf.read_text())["parallel"])
+    # The default never starts a cluster on a 2-core machine (make run).
+    import xrf_sr_kedro.parallel as par
+
+    assert cfg.mode == "auto"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(par, "_n_cores", lambda: 2)
+        assert resolve_mode(cfg, n_tasks=1000) == "serial"

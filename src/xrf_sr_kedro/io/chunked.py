@@ -43,6 +43,7 @@ from xrf_sr_kedro.io.hdf5 import (
     encode_metadata,
     require_file,
 )
+from xrf_sr_kedro.types import Volume
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ __all__ = [
     "open_volume",
     "open_stack",
     "slab_ranges",
+    "save_volume",
 ]
 
 _MAX_CHUNK_BYTES = 32 << 20
@@ -380,3 +382,27 @@ def open_stack(
             units=_attr_str(f.attrs.get("units"), "counts"),
             metadata=decode_metadata(f.attrs.get(METADATA_ATTR), path=p),
         )
+
+
+def save_volume(
+    path: str | os.PathLike, volume: Volume | ChunkedVolume, slab_slices: int = 64
+) -> ChunkedVolume:
+    """Write an in-memory ``Volume`` or copy a volume file into a chunked file, slab by slab.
+
+    Copying a :class:`ChunkedVolume` onto its own path does nothing.  Returns the
+    lazy handle on ``path``.
+    """
+    if isinstance(volume, ChunkedVolume) and Path(path).resolve() == volume.path.resolve():
+        return volume
+    if not isinstance(volume, (Volume, ChunkedVolume)):
+        raise TypeError(f"save_volume expects a Volume or ChunkedVolume, got {type(volume).__name__}")
+    shape = volume.data.shape if isinstance(volume, Volume) else volume.shape
+    with volume_writer(
+        path, shape, volume.voxel_size_nm, volume.elements, units=volume.units,
+        metadata=volume.metadata,
+    ) as w:
+        for e in range(shape[0]):
+            for s0, s1 in slab_ranges(shape[1], slab_slices):
+                block = volume.data[e, s0:s1] if isinstance(volume, Volume) else volume.read(e, s0, s1)
+                w[e, s0:s1] = block
+    return open_volume(path)
