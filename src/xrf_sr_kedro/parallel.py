@@ -285,6 +285,7 @@ def worker_device(config_device: str = "cpu") -> str:
 def map_slabs(
     fn: Callable[..., Any],
     slabs: Sequence[Any],
+    /,
     *,
     client: Any = None,
     on_result: Callable[[int, Any], None] | None = None,

@@ -28,7 +28,7 @@ __all__ = ["stream_frames"]
 def _frames_task(
     slab: tuple[int, int, int],
     *,
-    fn: Callable[..., np.ndarray],
+    transform: Callable[..., np.ndarray],
     stack: ChunkedStack,
     device: str,
     threads: int,
@@ -37,7 +37,7 @@ def _frames_task(
     e, a0, a1 = slab
     dev = task_setup(device, threads)
     kwargs = {**fn_kwargs, "device": dev} if "device" in fn_kwargs else fn_kwargs
-    return np.asarray(fn(stack.read_frames(e, a0, a1), **kwargs), dtype=np.float32)
+    return np.asarray(transform(stack.read_frames(e, a0, a1), **kwargs), dtype=np.float32)
 
 
 def stream_frames(
@@ -100,7 +100,7 @@ def stream_frames(
 
         map_slabs(
             _frames_task, slabs, client=cl, on_result=write, max_in_flight=max_in_flight,
-            desc=desc, progress=progress, fn=fn, stack=stack, device=cfg.device,
+            desc=desc, progress=progress, transform=fn, stack=stack, device=cfg.device,
             threads=cfg.threads_per_worker, fn_kwargs=fn_kwargs,
         )
     return open_stack(out_path)
