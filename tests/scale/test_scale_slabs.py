@@ -78,7 +78,7 @@ def test_stream_frames_applies_fn_to_every_map_once(small_stack, tmp_path):
     path, data, angles = small_stack
     out = stream_frames(
         upsample_sum_preserving, path, tmp_path / "e.h5", 2, frames_per_slab=5,
-        parallel=SERIAL, progress=False, factor=2,
+        parallel=SERIAL, progress=False, fn_kwargs={"factor": 2},
     )
     assert out.shape == (2, 24, 26, 64) and out.pixel_size_nm == 25.0
     np.testing.assert_allclose(out.angles_deg, angles)
@@ -91,5 +91,26 @@ def test_stream_frames_refuses_a_wrong_output_shape(small_stack, tmp_path):
     path, _, _ = small_stack
     with pytest.raises(ValueError, match="expected"):
         stream_frames(upsample_sum_preserving, path, tmp_path / "e.h5", 4, parallel=SERIAL,
-                      progress=False, factor=2)
+                      progress=False, fn_kwargs={"factor": 2})
     assert not (tmp_path / "e.h5").exists()
+
+
+def test_engine_streamed_from_file_equals_in_memory(tmp_path):
+    import torch
+    from scale_helpers import write_stack
+
+    from xrf_sr_kedro.inference.engine import enhance_maps
+    from xrf_sr_kedro.models.dual_branch import build_model
+    from xrf_sr_kedro.streaming import enhance_stack_file
+
+    path = tmp_path / "maps.h5"
+    data, _ = write_stack(path, 2, 10, 20, 24)
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    kw = dict(tile_px=16, overlap_px=4, precision="float32", device="cpu")
+    out = enhance_stack_file(
+        model, path, tmp_path / "e.h5", 4, frames_per_slab=7, parallel=SERIAL, progress=False,
+        **kw,
+    )
+    ref = enhance_maps(model, data[1, :10], 4, progress=False, **kw).data
+    np.testing.assert_allclose(out.read_frames(1, 0, 10), ref, rtol=1e-5, atol=1e-5 * ref.max())
