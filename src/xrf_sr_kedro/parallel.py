@@ -120,8 +120,9 @@ class ParallelConfig:
             value = getattr(self, name)
             if int(value) != value or value < 1:
                 raise ValueError(f"parallel.{name} must be a positive integer, got {value!r}")
-        if self.n_workers is not None and (int(self.n_workers) != self.n_workers or self.n_workers < 1):
-            raise ValueError(f"parallel.n_workers must be a positive integer, got {self.n_workers!r}")
+        n = self.n_workers
+        if n is not None and (int(n) != n or n < 1):
+            raise ValueError(f"parallel.n_workers must be a positive integer or null, got {n!r}")
 
 
 def _n_cores() -> int:

@@ -38,7 +38,9 @@ def _frames_task(
     e, a0, a1 = slab
     dev = task_setup(device, threads)
     # On GPU workers each task takes its worker's GPU.
-    kwargs = {**fn_kwargs, "device": dev} if device == "cuda" and "device" in fn_kwargs else fn_kwargs
+    kwargs = fn_kwargs
+    if device == "cuda" and "device" in fn_kwargs:
+        kwargs = {**fn_kwargs, "device": dev}
     return np.asarray(transform(stack.read_frames(e, a0, a1), **kwargs), dtype=np.float32)
 
 

@@ -28,7 +28,8 @@ def test_stack_larger_than_the_cap_reconstructs_slab_by_slab(tmp_path):
     stack_path, out_path = tmp_path / "stack.h5", tmp_path / "vol.h5"
     data, angles = write_stack(stack_path, 1, 60, 2560, 64, chunk_rows=64)
     assert data.nbytes > HEADROOM_MB * 2**20
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{SRC}{os.pathsep}" + os.environ.get("PYTHONPATH", "")}
+    path = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     run = subprocess.run(
         [sys.executable, str(HERE / "capped_recon.py"), str(stack_path), str(out_path),
          str(HEADROOM_MB), "64"],

@@ -275,7 +275,7 @@ class ChunkedVolume:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def read(self, element: int, start: int, stop: int) -> np.ndarray:
-        """Slices ``start:stop`` of element index ``element``, shape ``(stop - start, N, N)``, float32."""
+        """Slices ``start:stop`` of element ``element``: ``(stop - start, N, N)``, float32."""
         with h5py.File(self.path, "r") as f:
             return np.asarray(f["volume/data"][element, start:stop], dtype=np.float32)
 
@@ -395,14 +395,16 @@ def save_volume(
     if isinstance(volume, ChunkedVolume) and Path(path).resolve() == volume.path.resolve():
         return volume
     if not isinstance(volume, (Volume, ChunkedVolume)):
-        raise TypeError(f"save_volume expects a Volume or ChunkedVolume, got {type(volume).__name__}")
-    shape = volume.data.shape if isinstance(volume, Volume) else volume.shape
+        raise TypeError(
+            f"save_volume expects a Volume or ChunkedVolume, got {type(volume).__name__}"
+        )
+    in_memory = isinstance(volume, Volume)
+    shape = volume.data.shape if in_memory else volume.shape
     with volume_writer(
         path, shape, volume.voxel_size_nm, volume.elements, units=volume.units,
         metadata=volume.metadata,
     ) as w:
         for e in range(shape[0]):
             for s0, s1 in slab_ranges(shape[1], slab_slices):
-                block = volume.data[e, s0:s1] if isinstance(volume, Volume) else volume.read(e, s0, s1)
-                w[e, s0:s1] = block
+                w[e, s0:s1] = volume.data[e, s0:s1] if in_memory else volume.read(e, s0, s1)
     return open_volume(path)

@@ -224,7 +224,8 @@ def reproject_slabs(
     idx = _element_indices(volume.elements, elements, volume_path)
     _, n_slices, n, _ = volume.shape
     det = n if n_det is None else int(n_det)
-    slabs = [(k, e, s0, s1) for k, e in enumerate(idx) for s0, s1 in slab_ranges(n_slices, slab_slices)]
+    ranges = slab_ranges(n_slices, slab_slices)
+    slabs = [(k, e, s0, s1) for k, e in enumerate(idx) for s0, s1 in ranges]
     cfg = parallel or ParallelConfig()
     names = [volume.elements[e] for e in idx]
     meta = {**volume.metadata, "source": str(volume_path), "reprojected": True}
