@@ -215,7 +215,7 @@ def open_client(config: ParallelConfig | None = None, n_tasks: int | None = None
     config = config or ParallelConfig()
     mode = resolve_mode(config, n_tasks)
     if mode == "serial":
-        logger.info("parallel: serial (no Dask) for %s slab(s)", n_tasks if n_tasks else "the")
+        logger.info("parallel: serial (no Dask)%s", f", {n_tasks} slab(s)" if n_tasks else "")
         yield None
         return
     from distributed import Client

@@ -140,3 +140,15 @@ def test_kedro_dataset_saves_a_volume_and_loads_a_lazy_handle(tmp_path):
     copy = ChunkedVolumeDataset(filepath=str(tmp_path / "copy.h5"))
     copy.save(lazy)
     np.testing.assert_array_equal(load_h5(copy.load().path).data, vol.data)
+
+
+def test_failure_while_creating_the_file_leaves_nothing(tmp_path):
+    from xrf_sr_kedro.io.chunked import ChunkedWriter
+
+    def broken(f):
+        raise RuntimeError("cannot write attributes")
+
+    with pytest.raises(RuntimeError, match="cannot write"):
+        with ChunkedWriter(tmp_path / "x.h5", "d", (2, 3), prepare=broken):
+            pass
+    assert list(tmp_path.iterdir()) == []

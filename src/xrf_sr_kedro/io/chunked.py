@@ -143,14 +143,20 @@ class ChunkedWriter:
     def __enter__(self) -> ChunkedWriter:
         self._ctx = atomic_path(self.path)
         self._tmp = self._ctx.__enter__()
-        self._file = h5py.File(self._tmp, "w")
-        if self._prepare is not None:
-            self._prepare(self._file)
-        self._ds = self._file.create_dataset(
-            self.key, shape=self.shape, dtype=self.dtype, chunks=self.chunks
-        )
-        for name, value in self._dattrs.items():
-            self._ds.attrs[name] = value
+        try:
+            self._file = h5py.File(self._tmp, "w")
+            if self._prepare is not None:
+                self._prepare(self._file)
+            self._ds = self._file.create_dataset(
+                self.key, shape=self.shape, dtype=self.dtype, chunks=self.chunks
+            )
+            for name, value in self._dattrs.items():
+                self._ds.attrs[name] = value
+        except BaseException as exc:  # no temporary file left behind
+            if self._file is not None:
+                self._file.close()
+            self._ctx.__exit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     def __setitem__(self, index: Any, block: np.ndarray) -> None:
