@@ -117,3 +117,23 @@ def test_base_configuration_builds_a_parallel_config():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(par, "_n_cores", lambda: 2)
         assert resolve_mode(cfg, n_tasks=1000) == "serial"
+
+
+@pytest.mark.slow
+def test_enhancement_on_two_workers_equals_serial(tmp_path, two_workers):
+    import torch
+    from scale_helpers import write_stack
+
+    from xrf_sr_kedro.models.dual_branch import build_model
+    from xrf_sr_kedro.streaming import enhance_stack_file
+
+    path = tmp_path / "maps.h5"
+    write_stack(path, 1, 6, 20, 24)
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    kw = dict(frames_per_slab=2, progress=False, tile_px=16, overlap_px=4, precision="float32")
+    one = enhance_stack_file(model, path, tmp_path / "one.h5", 4,
+                             parallel=ParallelConfig(mode="serial"), **kw)
+    two = enhance_stack_file(model, path, tmp_path / "two.h5", 4, client=two_workers, **kw)
+    a, b = one.read_frames(0, 0, 6), two.read_frames(0, 0, 6)
+    np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6 * float(a.max()))

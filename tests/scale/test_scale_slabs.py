@@ -115,3 +115,15 @@ def test_engine_streamed_from_file_equals_in_memory(tmp_path):
     )
     ref = enhance_maps(model, data[1, :10], 4, progress=False, **kw).data
     np.testing.assert_allclose(out.read_frames(1, 0, 10), ref, rtol=1e-5, atol=1e-5 * ref.max())
+
+
+def test_slab_progress_reaches_a_redirected_log(small_stack, tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="xrf_sr_kedro.progress")
+    path, _, _ = small_stack
+    reconstruct_slabs(path, tmp_path / "v.h5", algorithm="fbp", slab_slices=5, parallel=SERIAL)
+    lines = [r.getMessage() for r in caplog.records if r.name == "xrf_sr_kedro.progress"]
+    # pytest captures stderr, so it is not a terminal: log lines instead of a bar.
+    assert lines[0] == "fbp slabs: 0/6 started"
+    assert lines[-1].startswith("fbp slabs: 6/6 (100 %)") and lines[-1].endswith("done")
