@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 from xrf_sr_kedro.io.chunked import open_stack
-from xrf_sr_kedro.tomo.iterative import reconstruct
+from xrf_sr_kedro.tomo.recon import reconstruct
 from xrf_sr_kedro.tomo.slabs import reconstruct_slabs
 
 RECON = dict(algorithm="sirt", n_iter=2)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from xrf_sr_kedro.io.chunked import open_volume
-from xrf_sr_kedro.tomo.iterative import reconstruct
+from xrf_sr_kedro.tomo.recon import reconstruct
 
 from scale_helpers import write_stack
 

@@ -8,7 +8,7 @@ import pytest
 from xrf_sr_kedro.io.chunked import open_stack
 from xrf_sr_kedro.parallel import ParallelConfig
 from xrf_sr_kedro.streaming import stream_frames
-from xrf_sr_kedro.tomo.iterative import reconstruct
+from xrf_sr_kedro.tomo.recon import reconstruct
 from xrf_sr_kedro.tomo.reproject import reproject
 from xrf_sr_kedro.tomo.slabs import reconstruct_slabs, reproject_slabs
 

@@ -3,7 +3,7 @@
 Slices of a parallel-beam stack are independent.  :func:`reconstruct_slabs` reads
 the detector rows of one slab (``slab_slices`` rows, at every angle) from a
 projection stack file, reconstructs them with
-:func:`xrf_sr_kedro.tomo.iterative.reconstruct`, and writes the slices into a
+:func:`xrf_sr_kedro.tomo.recon.reconstruct`, and writes the slices into a
 chunked volume file (:mod:`xrf_sr_kedro.io.chunked`) before the next slab is
 taken.  :func:`reproject_slabs` is the same pattern from a volume file to a
 stack file.  Slabs run in this process or on Dask workers
@@ -35,7 +35,8 @@ from xrf_sr_kedro.io.chunked import (
 )
 from xrf_sr_kedro.parallel import ParallelConfig, client_for, map_slabs, task_setup
 
-from .iterative import DEFAULT_REG_PAR, reconstruct
+from .iterative import DEFAULT_REG_PAR
+from .recon import reconstruct
 from .reproject import reproject
 
 logger = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def reconstruct_slabs(
     elements : str or list of str, optional
         Element channels to reconstruct (default all).
     algorithm, n_iter, n_subsets, reg_par, center_offset_px, slice_batch, clip_negative
-        As in :func:`xrf_sr_kedro.tomo.iterative.reconstruct`.
+        As in :func:`xrf_sr_kedro.tomo.recon.reconstruct`.
     slab_slices : int
         Detector rows (volume slices) per slab: the unit of work and of memory.
     parallel : ParallelConfig, optional
