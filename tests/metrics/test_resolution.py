@@ -98,3 +98,15 @@ def test_projected_pair_positions_follow_the_projector():
         col = seen.centre_a_nm[1] / PX - 0.5
         assert abs(np.argmax(proj[4]) - col) <= 1.0, (angle, np.argmax(proj[4]), col)
     assert project_pair(pair, 60.0, n * PX).separation_nm == pytest.approx(15.0)
+
+
+def test_noise_and_checkerboards_do_not_count_as_resolved_pairs():
+    _, pair = _rod_pair_image(3, sigma_px=0)
+    rng = np.random.default_rng(7)
+    noise = 5.0 + rng.standard_normal((64, 96))
+    checker = 5.0 + (np.indices((64, 96)).sum(axis=0) % 2)
+    for img in (noise, checker):
+        assert not rayleigh_table(img, PX, [pair]).resolved.iloc[0]
+    # the pair on top of the checkerboard, strong enough, is still found
+    rods, _ = _rod_pair_image(3, sigma_px=0.5, background=0.0)
+    assert rayleigh_table(checker + 20 * rods, PX, [pair]).resolved.iloc[0]

@@ -150,24 +150,29 @@ def pair_profile(image: np.ndarray, pixel_size_nm: float, pair: FeaturePair) -> 
     return t, values.reshape(t.size, n_off).mean(axis=1)
 
 
-def rayleigh_dip(t_nm: np.ndarray, profile: np.ndarray, separation_nm: float, width_nm: float) -> float:
+def rayleigh_dip(
+    t_nm: np.ndarray, profile: np.ndarray, separation_nm: float, width_nm: float, min_contrast: float = 3.0
+) -> float:
     """Relative dip between the two peaks, above the local background.
 
     The background is the median of the profile between 1 and 2 widths beyond each
     outer centre (a quarter to one and a half widths outside each feature); the peaks
     are the maxima within half a width of each centre; the dip is the minimum between
-    the two peaks.  Returns ``1 - (dip - bg) / (min(peaks) - bg)``, or 0 when a peak
-    does not rise above the background.
+    the two peaks.  Returns ``1 - (dip - bg) / (min(peaks) - bg)``, or 0 when the weaker
+    peak does not rise above the background by ``min_contrast`` times the background
+    samples' standard deviation (so noise or a checkerboard artefact, which dips
+    everywhere, does not count as a resolved pair).
     """
     sep, w = separation_nm, width_nm
     outer = ((t_nm <= -w) & (t_nm >= -2 * w)) | ((t_nm >= sep + w) & (t_nm <= sep + 2 * w))
     bg = float(np.median(profile[outer])) if np.any(outer) else float(profile.min())
+    bg_spread = float(np.std(profile[outer])) if np.any(outer) else 0.0
     near_a, near_b = np.abs(t_nm) <= w / 2, np.abs(t_nm - sep) <= w / 2
     ia = np.flatnonzero(near_a)[np.argmax(profile[near_a])]
     ib = np.flatnonzero(near_b)[np.argmax(profile[near_b])]
     peak = min(profile[ia], profile[ib]) - bg
-    if peak <= 0 or ib <= ia + 1:
-        return 0.0
+    if peak <= min_contrast * bg_spread or peak <= 0 or ib <= ia + 1:
+        return 0.0  # the features do not stand out of the background's own fluctuation
     dip = float(profile[ia : ib + 1].min()) - bg
     return float(1.0 - dip / peak)
 
