@@ -155,25 +155,32 @@ def rayleigh_dip(
 ) -> float:
     """Relative dip between the two peaks, above the local background.
 
-    The background is the median of the profile between 1 and 2 widths beyond each
-    outer centre (a quarter to one and a half widths outside each feature); the peaks
-    are the maxima within half a width of each centre; the dip is the minimum between
-    the two peaks.  Returns ``1 - (dip - bg) / (min(peaks) - bg)``, or 0 when the weaker
-    peak does not rise above the background by ``min_contrast`` times the background
-    samples' standard deviation (so noise or a checkerboard artefact, which dips
-    everywhere, does not count as a resolved pair).
+    The background is the straight line through the medians of the two sides of the
+    profile between 1 and 2 widths beyond each outer centre (half a width to one and a
+    half widths outside each feature); the peaks are the maxima within half a width of
+    each centre; the dip is the minimum between the two peaks.  Returns
+    ``1 - (dip - bg) / (min(peaks) - bg)``, or 0 when the weaker peak does not rise
+    above the background by ``min_contrast`` times the scatter of the side samples
+    (so noise or a checkerboard artefact, which dips everywhere, does not count as a
+    resolved pair).
     """
     sep, w = separation_nm, width_nm
-    outer = ((t_nm <= -w) & (t_nm >= -2 * w)) | ((t_nm >= sep + w) & (t_nm <= sep + 2 * w))
-    bg = float(np.median(profile[outer])) if np.any(outer) else float(profile.min())
-    bg_spread = float(np.std(profile[outer])) if np.any(outer) else 0.0
+    left = (t_nm <= -w) & (t_nm >= -2 * w)
+    right = (t_nm >= sep + w) & (t_nm <= sep + 2 * w)
+    if np.any(left) and np.any(right):
+        # a straight background through the two sides (the pillar's chord varies)
+        (t0, b0), (t1, b1) = ((float(t_nm[m].mean()), float(np.median(profile[m]))) for m in (left, right))
+        profile = profile - (b0 + (b1 - b0) * (t_nm - t0) / (t1 - t0))
+        spread = float(np.sqrt(0.5 * (profile[left].var() + profile[right].var())))
+    else:
+        profile, spread = profile - profile.min(), 0.0
     near_a, near_b = np.abs(t_nm) <= w / 2, np.abs(t_nm - sep) <= w / 2
     ia = np.flatnonzero(near_a)[np.argmax(profile[near_a])]
     ib = np.flatnonzero(near_b)[np.argmax(profile[near_b])]
-    peak = min(profile[ia], profile[ib]) - bg
-    if peak <= min_contrast * bg_spread or peak <= 0 or ib <= ia + 1:
+    peak = min(profile[ia], profile[ib])
+    if peak <= min_contrast * spread or peak <= 0 or ib <= ia + 1:
         return 0.0  # the features do not stand out of the background's own fluctuation
-    dip = float(profile[ia : ib + 1].min()) - bg
+    dip = float(profile[ia : ib + 1].min())
     return float(1.0 - dip / peak)
 
 
