@@ -46,6 +46,7 @@ __all__ = [
     "evaluate_volumes",
     "standard_experiments",
     "evaluate_tomography",
+    "calibration_section",
 ]
 
 
@@ -102,6 +103,31 @@ def score_volume(
     return values, curves, estimate, ref
 
 
+def calibration_section(volume: np.ndarray, voxel_size_nm: float, pairs: list) -> np.ndarray | None:
+    """A ``(z, x)`` section through the calibration band: the rod-pair row (equatorial
+    pairs) left of the disc pairs, the disc-pair row (axial pairs) from there on."""
+    if not pairs:
+        return None
+    rows = {d: [p for p in pairs if p.direction == d] for d in ("equatorial", "axial")}
+    z = [c[0] for p in pairs for c in (p.centre_a_nm, p.centre_b_nm)]
+    margin = 1.5 * max(p.separation_nm for p in pairs)
+    z0 = max(int((min(z) - margin) / voxel_size_nm), 0)
+    z1 = min(int(np.ceil((max(z) + margin) / voxel_size_nm)), volume.shape[0])
+    section = None
+    split = volume.shape[-1]
+    for d in ("equatorial", "axial"):
+        if not rows[d]:
+            continue
+        y = int(round(rows[d][0].centre_a_nm[1] / voxel_size_nm - 0.5))
+        part = volume[z0:z1, y, :]
+        if section is None:
+            section = part.copy()
+        else:
+            split = int(min(p.centre_a_nm[2] for p in rows[d]) / voxel_size_nm) - 6
+            section[:, split:] = part[:, split:]
+    return section
+
+
 def _crowther_nm(truth: Volume, volume: Volume) -> float:
     radius = truth.metadata.get("pillar_radius_vox")
     width = 2 * float(radius) * truth.voxel_size_nm if radius else truth.data.shape[-1] * truth.voxel_size_nm
@@ -114,7 +140,7 @@ def evaluate_volumes(
 ) -> tuple[pd.DataFrame, dict[str, Figure]]:
     """The 3-D rows and figures: directional FSC with the Crowther limits, the central
     slice and the split-half FSC of the independent halves."""
-    rows, split, full, directional, limits, shells, slices = [], {}, {}, {}, {}, {}, {}
+    rows, split, full, directional, limits, shells, slices, bands = [], {}, {}, {}, {}, {}, {}, {}
     for exp in experiments:
         values, curves, estimate, ref = score_volume(exp.volume, truth, element, settings)
         if exp.halves is not None:
@@ -128,7 +154,13 @@ def evaluate_volumes(
             directional[f"{label} {d}"] = curves[d]
             shells[f"{label} {d}"] = first_populated_shell(curves[d], settings.min_shell_voxels)
         limits[f"Crowther, {exp.volume.metadata.get('n_projections', '?')} angles"] = _crowther_nm(truth, exp.volume)
-        slices[label] = match_intensity(estimate, ref)[ref.shape[0] // 2]
+        matched = match_intensity(estimate, ref)
+        slices[label] = matched[ref.shape[0] // 2]
+        pairs = pairs_from_features(truth.metadata.get("features", []),
+                                    offset_nm=(_slab_start_nm(exp.volume), 0.0, 0.0))
+        if (band := calibration_section(matched, truth.voxel_size_nm, pairs)) is not None:
+            bands.setdefault("truth", calibration_section(ref, truth.voxel_size_nm, pairs))
+            bands[label] = band
     slices = {"truth": ref[ref.shape[0] // 2]} | slices
     figures = {
         "tomography_fsc_vs_truth.png": plot_fsc(full, f"{element}: FSC against the truth", settings.threshold),
@@ -141,6 +173,11 @@ def evaluate_volumes(
             slices, f"{element}: central slice", pixel_sizes_nm={k: truth.voxel_size_nm for k in slices}, ncols=4,
         ),
     }
+    if bands:
+        figures["tomography_calibration_band.png"] = plot_side_by_side(
+            bands, f"{element}: calibration band, (z, x) sections through the pair rows",
+            pixel_sizes_nm={k: truth.voxel_size_nm for k in bands}, ncols=2,
+        )
     if split:
         figures["tomography_fsc_split_half.png"] = plot_fsc(
             split, f"{element}: split-half FSC (independent halves)", settings.threshold
