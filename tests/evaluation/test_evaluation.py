@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from xrf_sr_kedro.evaluation.projections import ProjectionSettings, evaluate_projections, tune_tv_on_region
+from xrf_sr_kedro.evaluation.projections import ProjectionSettings, evaluate_projections
+from xrf_sr_kedro.evaluation.tuning import TVTuning, tune_tv_on_region, tune_tv_on_simulated_region
 from xrf_sr_kedro.evaluation.report import build_report
 from xrf_sr_kedro.evaluation.scoring import MetricSettings
 from xrf_sr_kedro.evaluation.table import COLUMNS, make_row, markdown_table
@@ -86,6 +87,19 @@ def test_tv_weight_tuning_uses_only_the_tuning_region():
     assert best in (0.001, 0.1) and len(sweep) == 2
     with pytest.raises(ValueError, match="integer multiple"):
         tune_tv_on_region(XRFStack(coarse.data, 190.0, coarse.elements), fine, gaussian_probe(40.0, 7.5), "Zn_K", [0.1])
+
+
+def test_simulated_tuning_region_is_another_sample_and_needs_a_noise_model(truth, stacks):
+    _, raw, probe = stacks
+    meta = {"step_px": 4, "mean_counts": {"Zn_K": 200.0}, "background_counts": 0.0, "readout_sigma_counts": 0.0}
+    raw = XRFStack(raw.data, raw.pixel_size_nm, raw.elements, raw.angles_deg, metadata=meta)
+    tuning = TVTuning(weights=(1e-4, 0.01, 1.0), n_frames=2, n_iter=60)
+    best, sweep = tune_tv_on_simulated_region(truth, raw, probe, "Zn_K", tuning)
+    assert best == sweep.weight[sweep.psnr_db.idxmax()] and sweep.weight.tolist() == [1e-4, 0.01, 1.0]
+    other = battery_phantom(N, 7.5, seed=int(truth.metadata["seed"]) + tuning.seed_offset)
+    assert not np.array_equal(other.data, truth.data)
+    with pytest.raises(ValueError, match="fine_tuning_region"):
+        tune_tv_on_simulated_region(truth, XRFStack(raw.data, 30.0, raw.elements), probe, "Zn_K", tuning)
 
 
 def test_rows_markdown_and_report():

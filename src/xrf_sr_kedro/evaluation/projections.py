@@ -27,7 +27,6 @@ from xrf_sr_kedro.baselines import (
     bicubic_upsample,
     nearest_upsample,
     richardson_lucy_sr,
-    tune_tv_weight,
     tv_deconvolution_sr,
 )
 from xrf_sr_kedro.evaluation.scoring import (
@@ -49,11 +48,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ProjectionSettings",
-    "TVTuning",
-    "tune_tv_for_evaluation",
     "evaluate_projection_methods",
     "load_models",
-    "tune_tv_on_region",
     "projection_estimates",
     "calibration_pairs_2d",
     "evaluate_projections",
@@ -75,15 +71,6 @@ class ProjectionSettings:
     ablation_checkpoints: dict[str, str] | None = None  # evaluated when the file exists
 
 
-@dataclass(frozen=True)
-class TVTuning:
-    """The TV weight sweep on the fine-tuning region (dimensionless weights)."""
-
-    weights: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1)
-    n_frames: int = 3
-    n_iter: int = 200
-
-
 def load_models(pretrained_checkpoint: dict[str, Any], ablation_checkpoints: dict[str, str] | None) -> dict[str, torch.nn.Module]:
     """The pretrained network plus every ablation checkpoint file that exists."""
     models = {"pretrained": model_from_checkpoint(pretrained_checkpoint)}
@@ -93,39 +80,6 @@ def load_models(pretrained_checkpoint: dict[str, Any], ablation_checkpoints: dic
         else:
             logger.info("Ablation '%s' skipped: no checkpoint at %s", name, path)
     return models
-
-
-def tune_tv_on_region(
-    coarse: XRFStack,
-    fine: XRFStack,
-    probe_intensity: ProbeIntensity,
-    element: str,
-    weights: list[float],
-    n_frames: int = 3,
-    n_iter: int = 200,
-    fast_axis: Literal["x", "y"] = "x",
-) -> tuple[float, pd.DataFrame]:
-    """Choose the TV weight on the fine-tuning region: its coarse scans deconvolved onto
-    the fine scans' grid and compared with the fine scans (never the evaluation truth).
-
-    ``n_frames`` evenly spaced frames are used; the probe is resampled to the fine
-    scans' pixel size.
-    """
-    step = coarse.pixel_size_nm / fine.pixel_size_nm
-    if abs(step - round(step)) > 1e-6 or round(step) < 1:
-        raise ValueError(
-            f"fine_tuning coarse pixel {coarse.pixel_size_nm} nm is not an integer multiple of "
-            f"the fine pixel {fine.pixel_size_nm} nm; the TV weight cannot be tuned on them"
-        )
-    step = int(round(step))
-    frames = np.unique(np.linspace(0, coarse.n_frames - 1, n_frames).astype(int))
-    lr = coarse.select_elements([element]).data[0, frames]
-    ref = fine.select_elements([element]).data[0, frames]
-    h = min(lr.shape[-2], ref.shape[-2] // step)
-    w = min(lr.shape[-1], ref.shape[-1] // step)
-    probe = resample_probe(probe_intensity, fine.pixel_size_nm)
-    return tune_tv_weight(lr[:, :h, :w], ref[:, : h * step, : w * step], probe.intensity, step,
-                          weights, n_iter=n_iter, fast_axis=fast_axis)
 
 
 def projection_estimates(
@@ -234,15 +188,6 @@ def evaluate_projections(
         ),
     }
     return results_table(rows), figures
-
-
-def tune_tv_for_evaluation(
-    coarse: XRFStack, fine: XRFStack, probe_intensity: ProbeIntensity,
-    settings: ProjectionSettings, tuning: TVTuning,
-) -> tuple[float, pd.DataFrame]:
-    """:func:`tune_tv_on_region` with the evaluation's element and fast axis."""
-    return tune_tv_on_region(coarse, fine, probe_intensity, settings.element, list(tuning.weights),
-                             tuning.n_frames, tuning.n_iter, settings.fast_axis)
 
 
 def evaluate_projection_methods(

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from xrf_sr_kedro.evaluation import projections, report, volumes
+from xrf_sr_kedro.evaluation import projections, report, tuning, volumes
 from xrf_sr_kedro.evaluation.scoring import MetricSettings as _MetricSettings
 from xrf_sr_kedro.pipelines._params import validated
 from xrf_sr_kedro.pipelines.tomography.nodes import ReconParams, reconstruct_stack
@@ -19,19 +19,24 @@ logger = logging.getLogger(__name__)
 
 MetricSettings = validated(_MetricSettings)
 ProjectionSettings = validated(projections.ProjectionSettings)
-TVTuning = validated(projections.TVTuning)
+TVTuning = validated(tuning.TVTuning)
 
 
 def tune_tv_weight(
+    truth_volume: Volume,
+    raw_xrf: XRFStack,
     fine_tuning_coarse_xrf: XRFStack,
     fine_tuning_fine_xrf: XRFStack,
     probe_intensity: ProbeIntensity,
     settings: ProjectionSettings,
-    tuning: TVTuning,
+    tv_tuning: TVTuning,
 ) -> tuple[float, pd.DataFrame]:
-    """TV weight chosen on the fine-tuning region (never on the evaluation truth)."""
-    return projections.tune_tv_for_evaluation(
-        fine_tuning_coarse_xrf, fine_tuning_fine_xrf, probe_intensity, settings, tuning
+    """TV weight chosen on a region disjoint from the evaluated sample: another simulated
+    sample, or the fine-tuning region (``evaluation.tv_tuning.region``).  Only the
+    evaluated truth's size, voxel size and seed are read, never its values."""
+    return tuning.tune_tv_for_evaluation(
+        truth_volume, raw_xrf, fine_tuning_coarse_xrf, fine_tuning_fine_xrf, probe_intensity,
+        settings.element, settings.fast_axis, tv_tuning,
     )
 
 

@@ -15,10 +15,10 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 nodes.tune_tv_weight,
-                ["fine_tuning_coarse_xrf", "fine_tuning_fine_xrf", "probe_intensity", PROJECTIONS,
-                 "params:evaluation.tv_tuning"],
+                ["truth_volume", "raw_xrf", "fine_tuning_coarse_xrf", "fine_tuning_fine_xrf", "probe_intensity",
+                 PROJECTIONS, "params:evaluation.tv_tuning"],
                 ["tv_weight", "tv_tuning_table"],
-                name="tune_tv_weight_on_fine_tuning_region",
+                name="tune_tv_weight_on_a_disjoint_region",
             ),
             node(
                 nodes.evaluate_projections,
