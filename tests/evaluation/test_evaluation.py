@@ -111,5 +111,5 @@ def test_rows_markdown_and_report():
     assert "| 60.8 |" in md and "| 20 |" in md
     results, markdown, html, figs, metrics = build_report(rows[:1], {}, rows[1:], {}, "one_bit",
                                                           pd.DataFrame({"weight": [0.01], "psnr_db": [25.0]}))
-    assert len(results) == 2 and "<table" in html and "TV weight" in html and "one-bit" in html
+    assert len(results) == 2 and "<table" in html and "TV weight sweep" in html and "one-bit" in html
     assert metrics == {"2D.raw.e.psnr_db": [{"value": 20.0, "step": 0}]}

@@ -20,8 +20,8 @@ priors and solvers) cannot be used here: it needs torchvision, which does not im
 beside the project's pinned CPU torch 2.13.0, so the solver is written with numpy
 (about 40 lines, tested).
 
-The weight is chosen by :func:`tune_tv_weight` on tuning data (the fine-tuning
-region's coarse/fine scan pairs), never on the evaluation truth.
+The weight is chosen by :func:`tune_tv_weight` on tuning data disjoint from the
+evaluated sample (:mod:`xrf_sr_kedro.evaluation.tuning`), never on the evaluation truth.
 
 References
 ----------

@@ -3,7 +3,8 @@
 * :mod:`.scoring` -- one estimate against the truth (PSNR, SSIM, FSC all / axial /
   equatorial, Rayleigh pairs);
 * :mod:`.projections` -- the 2-D method table (raw, bicubic, Richardson-Lucy, TV,
-  networks) and TV weight tuning on the fine-tuning region;
+  networks);
+* :mod:`.tuning` -- the TV weight, chosen on a region disjoint from the evaluated sample;
 * :mod:`.volumes` -- the 3-D rows (directional FSC with the Crowther limit, Rayleigh
   in 3-D, independent split halves);
 * :mod:`.table`, :mod:`.report` -- columns, Markdown, MLflow metrics, HTML (jinja2).

@@ -32,7 +32,7 @@ truth after a least-squares gain/offset match. <code>fsc_split_half_nm</code> is
 independent halves. <code>paper_fsc_nm</code> is the paper's figure for the same experiment on real data:
 twice its pixel sizes (30 nm, 7.5 nm), i.e. Nyquist-saturated.</p>
 {{ table_html }}
-{% if tuning_html %}<h2>TV weight, chosen on the fine-tuning region (not on the evaluation truth)</h2>
+{% if tuning_html %}<h2>TV weight sweep, on a region disjoint from the evaluated sample (never its truth)</h2>
 {{ tuning_html }}{% endif %}
 {% for name, data in figures %}<figure><img alt="{{ name }}" src="data:image/png;base64,{{ data }}">
 <figcaption>{{ name }}</figcaption></figure>
