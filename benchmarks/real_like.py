@@ -33,7 +33,7 @@ from xrf_sr_kedro.io.spectra import read_spectra
 from xrf_sr_kedro.physics.real_like import ELEMENTS, simulate_real_like, write_real_like_files
 from xrf_sr_kedro.tomo.align import align_stack, rigid_components
 from xrf_sr_kedro.tomo.centre import center_metadata, center_offset_px_for, find_center
-from xrf_sr_kedro.tomo.iterative import reconstruct
+from xrf_sr_kedro.tomo.recon import reconstruct
 from xrf_sr_kedro.tomo.reproject import reproject_volume_stack
 from xrf_sr_kedro.types import Volume, XRFStack
 

@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage
 from skimage.transform import resize
 
-from xrf_sr_kedro.pipelines.tomography.nodes import ReconParams, reconstruct_stack
+from xrf_sr_kedro.tomo.recon import reconstruct_stack
 from xrf_sr_kedro.tomo.centre import center_metadata, center_offset_px_for
 from xrf_sr_kedro.tomo.reproject import reproject, reproject_volume_stack
 from xrf_sr_kedro.types import XRFStack
@@ -44,8 +44,8 @@ def test_center_offset_scales_with_pixel_size():
 
 def test_raw_and_enhanced_volumes_overlap_off_centre():
     measured, blob = _measured()
-    recon = ReconParams(algorithm="fbp", center_offset_px=OFFSET_PX)
-    raw = reconstruct_stack(measured, recon)
+    recon = dict(algorithm="fbp", center_offset_px=OFFSET_PX)
+    raw = reconstruct_stack(measured, **recon)
     assert raw.metadata["center_offset_px"] == OFFSET_PX
     np.testing.assert_allclose(_com(raw.data[0, 1]), _com(blob), atol=0.25)
 
@@ -55,12 +55,12 @@ def test_raw_and_enhanced_volumes_overlap_off_centre():
     for got, want in zip(reproj.data[0, ::2, 1], measured.data[0, :, 1]):
         assert abs(_com(got[None]) [1] - _com(want[None])[1]) < 0.25
     fine = _upsample(reproj)
-    enhanced = reconstruct_stack(fine, recon)  # same parameters: the offset comes from metadata
+    enhanced = reconstruct_stack(fine, **recon)  # same parameters: the offset comes from metadata
     assert enhanced.metadata["center_offset_px"] == pytest.approx(OFFSET_PX * SCALE)
     shift_coarse = _com(enhanced.data[0, 6]) / SCALE - _com(raw.data[0, 1])
     assert np.abs(shift_coarse).max() < 0.25
 
     # the old behaviour (metadata dropped, offset applied unscaled) misplaces it by > 1 px
     bare = XRFStack(fine.data, fine.pixel_size_nm, fine.elements, fine.angles_deg, fine.units, {})
-    wrong = reconstruct_stack(bare, recon)
+    wrong = reconstruct_stack(bare, **recon)
     assert np.abs(_com(wrong.data[0, 6]) / SCALE - _com(raw.data[0, 1])).max() > 1.0

@@ -11,7 +11,7 @@ from xrf_sr_kedro.io.spectra import read_spectra
 from xrf_sr_kedro.physics.real_like import ELEMENTS, simulate_real_like, write_real_like_files
 from xrf_sr_kedro.tomo.align import align_stack, rigid_components
 from xrf_sr_kedro.tomo.centre import find_center
-from xrf_sr_kedro.tomo.iterative import reconstruct
+from xrf_sr_kedro.tomo.recon import reconstruct
 
 OFFSET_PX = 8.0
 

@@ -38,7 +38,7 @@ from scipy import ndimage
 
 from xrf_sr_kedro.types import XRFStack
 
-from .iterative import reconstruct
+from .recon import reconstruct
 from .reproject import reproject
 
 logger = logging.getLogger(__name__)
