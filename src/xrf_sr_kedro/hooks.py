@@ -63,6 +63,7 @@ class MlflowExperimentHook:
         names = [n or "__default__" for n in names]
         config.tracking.experiment.name = experiment_for(names)
         config._set_experiment()
+        mark_stale_runs(config.tracking.experiment.name)
         config.tracking.run.name = self._configured_run_name or run_name(
             names, self._context.params, self._context.env
         )
@@ -80,6 +81,61 @@ class MlflowExperimentHook:
     @hook_impl(trylast=True)
     def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
         _end_active_runs("FAILED")
+
+
+#: Tags that let a later run tell a live run from one whose process was killed.
+OWNER_TAGS = ("xrf_sr_kedro.host", "xrf_sr_kedro.pid")
+
+
+class MlflowRunOwnerHook:
+    """Tag the run kedro-mlflow opened with this host and process id."""
+
+    @hook_impl(trylast=True)
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        import mlflow
+
+        if mlflow.active_run() is not None:
+            mlflow.set_tags(dict(zip(OWNER_TAGS, _owner(), strict=True)))
+
+
+def _owner() -> tuple[str, str]:
+    import os
+    import socket
+
+    return socket.gethostname(), str(os.getpid())
+
+
+def mark_stale_runs(experiment_name: str) -> list[str]:
+    """Mark ``KILLED`` the RUNNING runs of this host whose process is gone.
+
+    A run killed with SIGKILL never reaches ``on_pipeline_error``; without this it
+    shows as running forever in the MLflow UI.  Returns the ids of the runs marked.
+    """
+    import os
+
+    import mlflow
+
+    from xrf_sr_kedro.io.atomic import pid_alive
+
+    client = mlflow.tracking.MlflowClient()
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return []
+    host, _ = _owner()
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{OWNER_TAGS[0]}` = '{host}'",
+    )
+    stale = []
+    for run in runs:
+        pid = run.data.tags.get(OWNER_TAGS[1], "")
+        if pid.isdigit() and not pid_alive(int(pid)) and int(pid) != os.getpid():
+            client.set_terminated(run.info.run_id, status="KILLED")
+            stale.append(run.info.run_id)
+    if stale:
+        logger.warning("MLflow: marked %d run(s) KILLED whose process had died: %s",
+                       len(stale), ", ".join(stale))
+    return stale
 
 
 def _end_active_runs(status: str) -> None:
@@ -190,19 +246,36 @@ def _is_file(path: str) -> bool:
 def _missing_message(
     name: str, producers: list[str], catalog, run_params: dict[str, Any]
 ) -> str:
+    """One line: what is missing, and the pipeline to run only for the project's own outputs."""
+    from xrf_sr_kedro.guards import dataset_path, is_simulated_view
+    from xrf_sr_kedro.pipeline_registry import SIMULATED_STAND_INS
+
     dataset = catalog.get(name)
-    where = ""
-    for attr in ("_filepath", "_path", "_folder"):
-        value = getattr(dataset, attr, None)
-        if value:
-            where = f" ({value})"
-            break
+    path = dataset_path(dataset)
+    where = f" ({path})" if path else ""
+    if not producers and is_simulated_view(name, catalog):  # reads the simulated stack
+        producers = producing_pipelines(SIMULATED_STAND_INS[name])
     env = run_params.get("env")
     env_flag = f" --env {env}" if env and env != "local" else ""
     if producers:
         commands = " or ".join(f"`kedro run --pipeline {p}{env_flag}`" for p in producers)
         return f"{name}{where} does not exist yet: run {commands} first"
-    return (
-        f"{name}{where} does not exist: no pipeline produces it; check its path in "
-        f"conf/local/catalog.yml (docs/real_data.md)"
-    )
+    reason = _missing_reason(dataset, path)
+    conf = f"conf/{env or 'local'}/catalog.yml"
+    return f"{name}: {reason}; check this entry in {conf} (docs/real_data.md)"
+
+
+def _missing_reason(dataset, path: str | None) -> str:
+    """Why an input dataset is missing, as specific as the dataset can say."""
+    from pathlib import Path
+
+    explain = getattr(dataset, "missing_reason", None)
+    reason = explain() if callable(explain) else None
+    if reason:
+        return reason
+    if path is None:
+        return "not found"
+    p = Path(path)
+    if not p.is_absolute():
+        return f"{path}: not found (relative to {Path.cwd()})"
+    return f"{path}: not found" + ("" if p.parent.is_dir() else f" (no folder {p.parent})")

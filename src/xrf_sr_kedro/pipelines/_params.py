@@ -28,3 +28,19 @@ def validated(cls: type[T]) -> type[T]:
     against the very same fields.
     """
     return pydantic.dataclasses.dataclass(cls, frozen=True, config=_CONFIG)
+
+
+def check_top_level_keys(params: dict, known: tuple[str, ...] | list[str]) -> None:
+    """Raise ValueError naming a top-level parameter key that is not in ``known``.
+
+    A misspelled group (``enhancment:``) would otherwise be ignored silently and the
+    defaults used.
+    """
+    import difflib
+
+    for key in params:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"expected one of {sorted(known)}"
+        raise ValueError(f"unknown top-level parameter key {key!r} in conf/*/parameters*.yml: {hint}")
