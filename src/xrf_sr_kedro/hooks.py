@@ -199,7 +199,7 @@ class MissingUpstreamHook:
     Before any node runs, every free input of the requested pipeline that is a
     catalog entry is checked with ``exists()``; parameters, and datasets that
     exist, pass.  A missing one stops the run with e.g. ``raw_xrf
-    (data/01_raw/raw_xrf_projections.h5) does not exist yet: run `kedro run
+    (data/01_raw/simulated_xrf_projections.h5) does not exist yet: run `kedro run
     --pipeline simulation` first``.  It runs before kedro-mlflow opens a run
     (``tryfirst``), so a refused run leaves no empty MLflow run behind.
     """

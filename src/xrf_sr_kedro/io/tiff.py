@@ -54,11 +54,14 @@ def read_tiff_map(path: str | os.PathLike, *, units: str = UNITS) -> np.ndarray:
     except Exception as exc:  # tifffile raises several types for a bad file
         raise DataFormatError(p, "page 0", f"cannot be read as TIFF ({exc})") from exc
     arr = np.asarray(arr)
-    if "S" in axes:  # samples per pixel: an RGB(A) picture, not an element map
+    if axes.endswith("S"):  # interleaved samples (H, W, 3|4): an RGB(A) picture
         raise DataFormatError(
             p, "image", f"is a colour (RGB) image of shape {arr.shape} (axes {axes}); expected "
             "one grey-scale map per element: export each element map as a single-channel TIFF"
         )
+    if "S" in axes:  # planar samples: tifffile's default for a (3, H, W) stack
+        logger.warning("%s: stored as planar RGB; reading its %d planes as frames",
+                       p, arr.shape[axes.index("S")])
     arr = np.squeeze(arr) if arr.ndim > 3 else arr
     if arr.ndim not in (2, 3):
         raise DataFormatError(
