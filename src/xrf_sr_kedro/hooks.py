@@ -45,13 +45,16 @@ class MlflowExperimentHook:
         self._context = None
         self._configured_run_name = None
 
-    @hook_impl
+    @hook_impl(tryfirst=True)
     def after_context_created(self, context) -> None:
         self._context = context
         try:
             conf = context.config_loader["mlflow"]
         except Exception:  # no mlflow.yml: kedro-mlflow uses its defaults
             conf = {}
+        uri = (conf.get("server") or {}).get("mlflow_tracking_uri")
+        if uri:  # before kedro-mlflow opens it: two first runs must not race
+            create_mlflow_store(uri)
         self._configured_run_name = ((conf.get("tracking") or {}).get("run") or {}).get("name")
 
     @hook_impl(tryfirst=True)
@@ -81,6 +84,27 @@ class MlflowExperimentHook:
     @hook_impl(trylast=True)
     def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
         _end_active_runs("FAILED")
+
+
+def create_mlflow_store(uri: str) -> None:
+    """Create a SQLite MLflow store's tables once, under a file lock.
+
+    Two first runs at once would otherwise both create the tables and one fails
+    with ``duplicate column name: step``.  ``make install`` calls this too.
+    Other URIs (a server, a folder) are left to MLflow.
+    """
+    import fcntl
+    from pathlib import Path
+
+    if not uri.startswith("sqlite:///"):
+        return
+    db = Path(uri[len("sqlite:///"):])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        import mlflow
+
+        mlflow.tracking.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 
 
 #: Tags that let a later run tell a live run from one whose process was killed.

@@ -87,3 +87,24 @@ def test_a_live_process_temporary_file_is_kept(tmp_path):
     other.write_bytes(b"")
     assert remove_stale_temporaries(target) == []
     assert live.exists() and other.exists()
+
+
+_FIRST_RUN = """
+import sys
+from xrf_sr_kedro.hooks import create_mlflow_store
+create_mlflow_store(sys.argv[1])
+"""
+
+
+def test_two_first_runs_create_the_mlflow_store_once(tmp_path):
+    """Both succeed (no ``duplicate column name: step``) and the store works."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    procs = [subprocess.Popen([sys.executable, "-c", _FIRST_RUN, uri], env=env,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    import mlflow
+
+    assert mlflow.tracking.MlflowClient(tracking_uri=uri).search_experiments()
