@@ -234,7 +234,7 @@ class MissingUpstreamHook:
         if not missing:
             return
         # in run order: the output of the earliest stage first
-        found = sorted(((producing_pipelines(name), name) for name in missing),
+        found = sorted(((_producers(name, catalog), name) for name in missing),
                        key=lambda item: (_stage_rank(item[0]), item[1]))
         lines = [_missing_message(name, producers, catalog, run_params)
                  for producers, name in found]
@@ -242,6 +242,17 @@ class MissingUpstreamHook:
         raise MissingUpstreamOutputError(
             "Upstream output missing:\n  " + "\n  ".join(lines)
         )
+
+
+def _producers(name: str, catalog) -> list[str]:
+    """Stages that write ``name``, or its simulated stand-in while it reads that file."""
+    from xrf_sr_kedro.guards import is_simulated_view
+    from xrf_sr_kedro.pipeline_registry import SIMULATED_STAND_INS
+
+    producers = producing_pipelines(name)
+    if not producers and is_simulated_view(name, catalog):
+        producers = producing_pipelines(SIMULATED_STAND_INS[name])
+    return producers
 
 
 def _stage_rank(producers: list[str]) -> int:
@@ -271,14 +282,11 @@ def _missing_message(
     name: str, producers: list[str], catalog, run_params: dict[str, Any]
 ) -> str:
     """One line: what is missing, and the pipeline to run only for the project's own outputs."""
-    from xrf_sr_kedro.guards import dataset_path, is_simulated_view
-    from xrf_sr_kedro.pipeline_registry import SIMULATED_STAND_INS
+    from xrf_sr_kedro.guards import dataset_path
 
     dataset = catalog.get(name)
     path = dataset_path(dataset)
     where = f" ({path})" if path else ""
-    if not producers and is_simulated_view(name, catalog):  # reads the simulated stack
-        producers = producing_pipelines(SIMULATED_STAND_INS[name])
     env = run_params.get("env")
     env_flag = f" --env {env}" if env and env != "local" else ""
     if producers:
