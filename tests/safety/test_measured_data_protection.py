@@ -124,3 +124,18 @@ def test_simulation_with_user_data_configured_leaves_it_untouched(project_copy, 
     assert {name: _sha1(p) for name, p in measured.items()} == before
     simulated = project_copy / "data" / "01_raw" / "simulated_xrf_projections.h5"
     assert written_by_project(simulated)
+
+
+def test_a_run_that_would_write_a_read_only_dataset_is_refused_before_any_node(tmp_path):
+    from kedro.io import DataCatalog
+    from kedro.pipeline import Pipeline, node
+
+    from xrf_sr_kedro.guards import MeasuredDataGuardHook, MeasuredDataRefusedError
+
+    measured = write_measured_file(tmp_path / "scan.h5")
+    catalog = DataCatalog({"raw_xrf": XRFHDF5Dataset(filepath=str(measured), read_only=True)})
+    ran = []
+    pipe = Pipeline([node(lambda: ran.append(1), None, "raw_xrf", name="overwrite")])
+    with pytest.raises(MeasuredDataRefusedError, match=r"raw_xrf \(.*scan.h5\) is read-only"):
+        MeasuredDataGuardHook().before_pipeline_run({}, pipe, catalog)
+    assert not ran
