@@ -66,7 +66,10 @@ class MlflowExperimentHook:
         names = [n or "__default__" for n in names]
         config.tracking.experiment.name = experiment_for(names)
         config._set_experiment()
-        mark_stale_runs(config.tracking.experiment.name)
+        try:
+            mark_stale_runs(config.tracking.experiment.name)
+        except Exception as exc:  # bookkeeping only: never stop a run for it
+            logger.debug("MLflow: could not check for stale runs: %s", exc)
         config.tracking.run.name = self._configured_run_name or run_name(
             names, self._context.params, self._context.env
         )
