@@ -2,8 +2,14 @@
 
 * :class:`MlflowExperimentHook`: one MLflow experiment per pipeline family, run names
   that say what ran, no run left open.  (The store's path, ``${project_root:}``, comes
-  from ``settings.ProjectConfigLoader``.)
-* :class:`MissingUpstreamHook`: a clear message when an upstream output is missing.
+  from ``settings.ProjectConfigLoader``.)  The SQLite store is created once under a
+  file lock (:func:`create_mlflow_store`), and runs whose process was killed are
+  marked ``KILLED`` (:func:`mark_stale_runs`, with :class:`MlflowRunOwnerHook`).
+* :class:`MissingUpstreamHook`: a clear message when an upstream output is missing:
+  the pipeline to run for the project's own outputs, the missing file, folder or
+  element for the user's entries.
+
+The measured-data guard and the error bookkeeping live in :mod:`xrf_sr_kedro.guards`.
 """
 
 from __future__ import annotations
