@@ -108,14 +108,16 @@ class MeasuredDataGuardHook:
 
 
 class ParameterKeysHook:
-    """Refuse a top-level parameter key that is no pipeline's (e.g. ``enhancment:``)."""
+    """Refuse a top-level parameter key that conf/base does not have (``enhancment:``)."""
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        from xrf_sr_kedro.pipelines._params import check_top_level_keys
+        from xrf_sr_kedro.pipelines._params import check_top_level_keys, known_parameter_groups
 
+        loader = context.config_loader
+        known = known_parameter_groups(Path(loader.conf_source) / loader.base_env)
         try:
-            check_top_level_keys(context.params, STAGES)
+            check_top_level_keys(context.params, known or STAGES)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
 

@@ -140,7 +140,7 @@ def test_tile_px_zero_is_refused_naming_the_parameter():
 
 
 def test_negative_n_iter_is_refused_naming_the_parameter():
-    from xrf_sr_kedro.tomo.iterative import reconstruct
+    from xrf_sr_kedro.tomo.recon import reconstruct
 
     sino = np.ones((4, 2, 8), np.float32)
     with pytest.raises(ValueError, match="n_iter must be a non-negative integer, got -3"):
