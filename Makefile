@@ -8,7 +8,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export MPLBACKEND := Agg
 
-.PHONY: install run test viz-check clean-data mlflow-ui
+.PHONY: install run test viz-check clean-data mlflow-ui mlflow-store
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,12 @@ $(BIN)/python:
 # Reinstall only when the dependency list changes.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(MAKE) --no-print-directory mlflow-store
 	touch $(STAMP)
+
+## Create the MLflow store's tables once (two first runs at once would race on them).
+mlflow-store: | $(BIN)/python
+	$(BIN)/python -c "from xrf_sr_kedro.hooks import create_mlflow_store as c; c('sqlite:///$(CURDIR)/mlflow.db')"
 
 install: $(STAMP)
 

@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 from kedro.framework.project import find_pipelines
-from kedro.pipeline import Pipeline
+from kedro.pipeline import Pipeline, pipeline
 
 STAGES = ("simulation", "pretraining", "fine_tuning", "enhancement", "tomography", "evaluation")
+
+#: Measured inputs (read-only; never a node's output) -> the simulated stack the
+#: simulation pipeline writes in their place.  ``__default__`` feeds the stages the
+#: simulated stacks; a stage run alone reads the measured name, which conf/base
+#: points at the simulated file and conf/local at the user's data.
+SIMULATED_STAND_INS = {
+    "raw_xrf": "simulated_xrf",
+    "fine_tuning_coarse_xrf": "simulated_fine_tuning_coarse_xrf",
+    "fine_tuning_fine_xrf": "simulated_fine_tuning_fine_xrf",
+}
 
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Register the six stage pipelines and ``__default__`` (all of them).
 
     Kedro 1.7 imports only the pipelines a run asks for, so ``__default__`` is the
-    sum of the stages that were loaded (all six when it is the one requested).
+    sum of the stages that were loaded (all six when it is the one requested).  In
+    ``__default__`` the stages after ``simulation`` read the simulated stacks
+    (:data:`SIMULATED_STAND_INS`), so the run never reads or writes a user's
+    measured files.
     """
     pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = sum(
-        (pipelines[name] for name in STAGES if name in pipelines), Pipeline([])
-    )
+    later = sum((pipelines[name] for name in STAGES[1:] if name in pipelines), Pipeline([]))
+    stand_ins = {k: v for k, v in SIMULATED_STAND_INS.items() if k in later.inputs()}
+    default = pipeline(later, inputs=stand_ins) if stand_ins else later
+    if "simulation" in pipelines:
+        default = pipelines["simulation"] + default
+    pipelines["__default__"] = default
     return pipelines

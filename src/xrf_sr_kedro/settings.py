@@ -6,12 +6,28 @@ from pathlib import Path
 from kedro.config import OmegaConfigLoader
 from omegaconf import OmegaConf
 
-from xrf_sr_kedro.hooks import MissingUpstreamHook, MlflowExperimentHook
+from xrf_sr_kedro.guards import (
+    ErrorContextHook,
+    MeasuredDataGuardHook,
+    NonFiniteMetricsHook,
+    ParameterKeysHook,
+)
+from xrf_sr_kedro.hooks import MissingUpstreamHook, MlflowExperimentHook, MlflowRunOwnerHook
 
 # kedro-mlflow registers its own hooks through its entry point; ours pick the MLflow
-# experiment (one per pipeline family) before kedro-mlflow starts the run, and stop a
-# run whose upstream outputs are missing with the command that produces them.
-HOOKS = (MlflowExperimentHook(), MissingUpstreamHook())
+# experiment (one per pipeline family) before kedro-mlflow starts the run and mark
+# runs whose process was killed, stop a run whose upstream outputs are missing with
+# the command that produces them, and refuse (first: pluggy calls the last registered
+# first) a run that would write or bypass a user's measured data.
+HOOKS = (
+    MlflowExperimentHook(),
+    MlflowRunOwnerHook(),
+    MissingUpstreamHook(),
+    ParameterKeysHook(),
+    ErrorContextHook(),
+    NonFiniteMetricsHook(),
+    MeasuredDataGuardHook(),
+)
 
 # Third-party deprecation chatter that buries the run's own log (nothing to act on here).
 warnings.filterwarnings("ignore", message=r".*register_new_resolver\(\) is deprecated.*")

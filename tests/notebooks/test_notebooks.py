@@ -30,7 +30,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, make_project_copy, tiny_ch
     root = make_project_copy(base / "project", notebooks=True)
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "MPLBACKEND": "Agg"}
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "kedro"), "run", "--env", "tiny", "--to-outputs", "raw_xrf"],
+        [str(Path(sys.executable).parent / "kedro"), "run", "--env", "tiny", "--to-outputs", "simulated_xrf"],
         cwd=root, env=env, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

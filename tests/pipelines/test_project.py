@@ -61,7 +61,7 @@ def test_tiny_end_to_end_run_writes_every_output(project_copy):
     with _session(project_copy) as session:
         session.run()
     data = project_copy / "data"
-    with h5py.File(data / "01_raw" / "raw_xrf_projections.h5") as f:
+    with h5py.File(data / "01_raw" / "simulated_xrf_projections.h5") as f:
         assert f["exchange/theta"].shape == (13,)
     with h5py.File(data / "07_model_output" / "enhanced_volume.h5") as f:
         assert f.attrs["voxel_size_nm"] == pytest.approx(7.5)

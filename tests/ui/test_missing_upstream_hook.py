@@ -17,7 +17,8 @@ def _session(root: Path, env: str = "tiny") -> KedroSession:
 
 
 def test_producing_pipelines_finds_the_stage_that_writes_a_dataset():
-    assert producing_pipelines("raw_xrf") == ["simulation"]
+    assert producing_pipelines("simulated_xrf") == ["simulation"]
+    assert producing_pipelines("raw_xrf") == []  # measured data: no node writes it
     assert producing_pipelines("pretrained_model") == ["pretraining"]
     assert producing_pipelines("fine_tuned_model") == ["fine_tuning"]
     assert producing_pipelines("enhanced_reprojections") == ["tomography"]
@@ -30,7 +31,7 @@ def test_tomography_before_anything_names_the_pipelines_to_run(project_copy, mon
         with pytest.raises(MissingUpstreamOutputError) as info:
             session.run(pipeline_names=["tomography"])
     message = str(info.value)
-    assert "raw_xrf" in message and "raw_xrf_projections.h5" in message
+    assert "raw_xrf" in message and "simulated_xrf_projections.h5" in message
     assert "run `kedro run --pipeline simulation --env tiny` first" in message
     assert "fine_tuned_model" in message
     assert "`kedro run --pipeline fine_tuning --env tiny`" in message

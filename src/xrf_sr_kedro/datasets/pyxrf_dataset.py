@@ -31,6 +31,9 @@ class PyXRFDataset(AbstractDataset[None, XRFStack]):
           pixel_size_nm: 100.0     # optional: else from xrfmap/positions
     """
 
+    #: Measured data: never a node's output (see :mod:`xrf_sr_kedro.guards`).
+    read_only = True
+
     def __init__(
         self,
         *,

@@ -32,6 +32,9 @@ class TiffMapsDataset(AbstractDataset[None, XRFStack]):
           pixel_size_nm: 150.0
     """
 
+    #: Measured data: never a node's output (see :mod:`xrf_sr_kedro.guards`).
+    read_only = True
+
     def __init__(  # noqa: PLR0913
         self,
         *,
@@ -77,7 +80,15 @@ class TiffMapsDataset(AbstractDataset[None, XRFStack]):
         raise DatasetError("TiffMapsDataset is read-only; save with XRFHDF5Dataset")
 
     def _exists(self) -> bool:
+        return self.missing_reason() is None
+
+    def missing_reason(self) -> str | None:
+        """Why the maps cannot be read (missing folder, element or file), or None."""
         try:
-            return all(Path(p).is_file() for p in self._paths().values())
-        except (FileNotFoundError, ValueError):
-            return False
+            paths = self._paths()
+        except (FileNotFoundError, ValueError) as exc:
+            return str(exc)
+        missing = {e: str(p) for e, p in paths.items() if not Path(p).is_file()}
+        if missing:
+            return "; ".join(f"{p}: file not found (element {e})" for e, p in missing.items())
+        return None

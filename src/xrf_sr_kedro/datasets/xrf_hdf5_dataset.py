@@ -11,6 +11,7 @@ from kedro.io.core import Version
 
 from xrf_sr_kedro.datasets._base import FileDataset
 from xrf_sr_kedro.io.hdf5 import load_h5, save_h5
+from xrf_sr_kedro.io.provenance import read_only_error, refuse_foreign_overwrite
 from xrf_sr_kedro.types import PatchPairs, Volume, XRFStack
 
 Data = XRFStack | Volume | PatchPairs
@@ -22,7 +23,10 @@ class XRFHDF5Dataset(FileDataset[Data]):
     The file layout (see ``docs/data_formats.md``) stores the arrays with their
     pixel size (nm), angles (degrees), element names, units and metadata; stacks
     use ``/exchange/data`` and ``/exchange/theta`` so TomoPy/dxchange open them.
-    Saves are atomic.  A plain Data Exchange file from another program loads as an
+    Saves are atomic.  Measured data is protected twice: ``read_only: true``
+    refuses every save, and a save never replaces an existing file that this
+    project did not write (root attribute ``creator``, see
+    :mod:`xrf_sr_kedro.io.provenance`).  A plain Data Exchange file from another program loads as an
     XRFStack when ``load_args`` give ``pixel_size_nm`` and ``elements``.
 
     Examples
@@ -37,6 +41,7 @@ class XRFHDF5Dataset(FileDataset[Data]):
         tooth_projections:
           type: xrf_sr_kedro.datasets.XRFHDF5Dataset
           filepath: data/01_raw/foreign_dxchange.h5
+          read_only: true
           load_args:
             pixel_size_nm: 1000.0
             elements: [Fe_K]
@@ -55,6 +60,7 @@ class XRFHDF5Dataset(FileDataset[Data]):
         *,
         filepath: str | os.PathLike,
         load_args: dict[str, Any] | None = None,
+        read_only: bool = False,
         version: Version | None = None,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
@@ -69,6 +75,9 @@ class XRFHDF5Dataset(FileDataset[Data]):
         load_args : dict, optional
             Passed to :func:`xrf_sr_kedro.io.hdf5.load_h5`: ``elements``,
             ``pixel_size_nm``, ``units`` (used only for foreign Data Exchange files).
+        read_only : bool
+            Measured data: ``save`` always raises
+            :class:`~xrf_sr_kedro.io.provenance.ProtectedDataError`.
         version : kedro.io.core.Version, optional
             Set by ``versioned: true`` in the catalog.
         credentials, fs_args : dict, optional
@@ -84,12 +93,21 @@ class XRFHDF5Dataset(FileDataset[Data]):
             metadata=metadata,
         )
         self._load_args = {**self.DEFAULT_LOAD_ARGS, **deepcopy(load_args or {})}
+        self.read_only = bool(read_only)
 
     def _describe(self) -> dict[str, Any]:
-        return {**self._base_describe(), "load_args": self._load_args}
+        return {**self._base_describe(), "load_args": self._load_args,
+                "read_only": self.read_only}
 
     def load(self) -> Data:
         return self._load_with(partial(load_h5, **self._load_args))
 
     def save(self, data: Data) -> None:
-        self._save_with(lambda path: save_h5(path, data))
+        if self.read_only:
+            raise read_only_error(type(self).__name__, self._filepath)
+        self._save_with(partial(_save_unless_foreign, data=data))
+
+
+def _save_unless_foreign(path: str, data: Data) -> None:
+    refuse_foreign_overwrite(path)
+    save_h5(path, data)

@@ -1,12 +1,71 @@
-"""Atomic file writes: a crash never leaves a half-written file in place."""
+"""Atomic file writes: a crash never leaves a half-written file in place.
+
+The temporary file is written beside the target (``.<name>.<pid>.<random>.tmp``)
+and renamed over it.  It gets the permissions a plain ``open()`` would give
+(``0o666`` minus the umask), so the group, or an ``mlflow ui`` service run as
+another user, can read what the project writes.  A save killed hard (SIGKILL, power
+loss) leaves its temporary file behind; the next save of the same target removes
+such leftovers whose process is gone.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_FILE_MODE = 0o666
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no read-only query elsewhere: set and restore
+    os.umask(mask)
+    return mask
+
+
+def pid_alive(pid: int) -> bool:
+    """True if process ``pid`` exists on this host (ours or another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: str | os.PathLike) -> list[Path]:
+    """Delete ``.<name>.<pid>.*.tmp`` files beside ``target`` whose process is gone.
+
+    Returns the removed paths.  Files of a live process (a concurrent save) and
+    files not named by this module are left alone.
+    """
+    target = Path(target)
+    removed = []
+    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+        pid_text = tmp.name[len(target.name) + 2 :].split(".", 1)[0]
+        if not pid_text.isdigit() or pid_alive(int(pid_text)):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    if removed:
+        logger.info("Removed %d temporary file(s) left by an interrupted save of %s",
+                    len(removed), target)
+    return removed
 
 
 @contextlib.contextmanager
@@ -15,15 +74,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     Write the file to the yielded path.  If the block raises, the temporary file is
     removed and any existing file at ``path`` is left untouched.  The rename is
-    atomic on POSIX file systems because both paths share a directory.
+    atomic on POSIX file systems because both paths share a directory.  The final
+    file has mode ``0o666 & ~umask`` (as ``open()`` would create it).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_stale_temporaries(target)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():  # a writer may have replaced the file: set the mode last
+            os.chmod(tmp_path, _FILE_MODE & ~current_umask())
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

@@ -43,14 +43,25 @@ def read_tiff_map(path: str | os.PathLike, *, units: str = UNITS) -> np.ndarray:
     Raises
     ------
     FileNotFoundError, DataFormatError
-        Missing file, unreadable TIFF, not 2-D/3-D, NaN/inf, negative counts.
+        Missing file, unreadable TIFF, colour (RGB) image, not 2-D/3-D, NaN/inf,
+        negative counts.
     """
     p = require_file(path, "a 2-D map or 3-D stack TIFF")
     try:
-        arr = tifffile.imread(p)
+        with tifffile.TiffFile(p) as tif:
+            series = tif.series[0]
+            arr, axes = series.asarray(), series.axes
     except Exception as exc:  # tifffile raises several types for a bad file
         raise DataFormatError(p, "page 0", f"cannot be read as TIFF ({exc})") from exc
     arr = np.asarray(arr)
+    if axes.endswith("S"):  # interleaved samples (H, W, 3|4): an RGB(A) picture
+        raise DataFormatError(
+            p, "image", f"is a colour (RGB) image of shape {arr.shape} (axes {axes}); expected "
+            "one grey-scale map per element: export each element map as a single-channel TIFF"
+        )
+    if "S" in axes:  # planar samples: tifffile's default for a (3, H, W) stack
+        logger.warning("%s: stored as planar RGB; reading its %d planes as frames",
+                       p, arr.shape[axes.index("S")])
     arr = np.squeeze(arr) if arr.ndim > 3 else arr
     if arr.ndim not in (2, 3):
         raise DataFormatError(

@@ -221,8 +221,10 @@ def _fft_sizes(
     s = step_px
     h, w = H // s, W // s
     py, px = (kh - s) // 2, (kw - s) // 2
-    need_h = max(H + py, (h - 1) * s + kh - py, 1)
-    need_w = max(W + px, (w - 1) * s + kw - px, 1)
+    # no wrap-around of the image onto the sampled outputs, and room for the whole
+    # kernel: a probe larger than the map (kh > H) is still exact
+    need_h = max(H + py, (h - 1) * s + kh - py, kh, 1)
+    need_w = max(W + px, (w - 1) * s + kw - px, kw, 1)
     L_h = s * sfft.next_fast_len(-(-need_h // s))
     L_w = sfft.next_fast_len(need_w, real=True)
     return h, w, py, px, L_h, L_w

@@ -23,13 +23,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 nodes.simulate_raw_xrf,
                 ["truth_projections", "probe_intensity", "params:simulation.scan"],
-                "raw_xrf",
+                "simulated_xrf",
                 name="simulate_raw_flyscan_xrf",
             ),
             node(
                 nodes.simulate_fine_tuning_scans,
                 ["probe_intensity", "params:simulation.fine_tuning_region"],
-                ["fine_tuning_coarse_xrf", "fine_tuning_fine_xrf"],
+                ["simulated_fine_tuning_coarse_xrf", "simulated_fine_tuning_fine_xrf"],
                 name="simulate_fine_tuning_scans",
             ),
             node(
