@@ -48,8 +48,9 @@ prefer it); ``num_threads`` sets torch's intra-op threads for the call.
 about halves the CPU time of the presets, at a relative RMS deviation from float32
 of 0.2 % (smooth maps) to 1 % (white-noise input) with untrained ``paper`` weights
 (measured by ``benchmarks/enhancement.py``; its ``--checkpoint`` option measures it
-for trained weights); not yet shown harmless for trained weights, it is off by
-default.
+for trained weights).  The default ``precision="auto"`` uses it only where the
+hardware computes bf16 natively (emulated bf16 is ~5x slower than float32):
+see :mod:`xrf_sr_kedro.inference.precision`.
 TorchScript freezing (``optimize_for_inference``) was measured and gave no gain
 over channels-last eager execution here, so it is not used.
 """
@@ -70,6 +71,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from xrf_sr_kedro.inference.precision import PRECISIONS, resolve_precision
 from xrf_sr_kedro.normalisation import denormalise, minmax_range, normalise
 from xrf_sr_kedro.types import ProbeIntensity, XRFStack
 
@@ -340,7 +342,7 @@ def enhance_maps(
     device: str | None = None,
     min_size_px: int | None = None,
     *,
-    precision: Precision = "float32",
+    precision: Precision | Literal["auto"] = "auto",
     channels_last: bool = True,
     num_threads: int | None = None,
     conserve_total_signal: bool = True,
@@ -373,9 +375,11 @@ def enhance_maps(
         Torch device; ``"cuda"`` if available else ``"cpu"``.
     min_size_px : int, optional
         Smallest map side accepted; default :func:`default_min_size_px`.
-    precision : {"float32", "bfloat16"}
+    precision : {"auto", "float32", "bfloat16"}
         ``"bfloat16"`` runs the model under bf16 autocast (faster on CPUs with
-        AVX-512 BF16 and on GPUs); outputs are accumulated in float32.
+        AVX-512 BF16 and on GPUs); outputs are accumulated in float32.  ``"auto"``
+        picks bf16 only where the hardware has it natively
+        (:func:`~xrf_sr_kedro.inference.precision.resolve_precision`).
     channels_last : bool
         Run the model in channels-last memory format.
     num_threads : int, optional
@@ -429,8 +433,8 @@ def enhance_maps(
     batch_size = _check_positive_int("batch_size", batch_size)
     if overlap_px >= tile_px:
         raise ValueError(f"overlap_px must be below tile_px, got {overlap_px} >= {tile_px}")
-    if precision not in ("float32", "bfloat16"):
-        raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     probe = None if probe_intensity is None else _unit_probe(probe_intensity)
     if min_size_px is None:
         min_size_px = default_min_size_px(model)
@@ -470,6 +474,7 @@ def enhance_maps(
     )
 
     dev = torch.device(device if device is not None else default_device())
+    precision = resolve_precision(precision, dev)
     net = _prepare_model(model, dev, channels_last)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     weights = (
@@ -678,6 +683,8 @@ def enhance_stack(
         )
     # engine layout (n_frames, n_elements, H, W): a multi-channel model sees the
     # elements of one projection together
+    kwargs["precision"] = resolve_precision(
+        kwargs.get("precision", "auto"), device or default_device())
     result = enhance_maps(
         model, stack.data.transpose(1, 0, 2, 3), scale, tile_px=tile_px,
         overlap_px=overlap_px, batch_size=batch_size, device=device, **kwargs,
@@ -710,7 +717,7 @@ def enhance_stack(
         "clipped_fraction": result.total_clipped_fraction,
         "tile_px": tile_px,
         "overlap_px": overlap_px,
-        "precision": kwargs.get("precision", "float32"),
+        "precision": kwargs["precision"],
     }
     metadata = {**stack.metadata, "enhancement": enhancement}
     return dataclasses.replace(
