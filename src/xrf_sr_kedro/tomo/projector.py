@@ -37,15 +37,16 @@ Two implementations of the same operator are chosen from automatically
 * ``"matrix"``: a sparse CSR matrix of shape ``(n_angles * n_det, N * N)`` built
   once per geometry (and cached); the back-projection uses its transpose, so the
   pair is adjoint by construction.  All slices of a batch are the columns of one
-  sparse-dense product.  Fastest for small slices (about 5x the matrix-free
-  kernel at 128-512 px), but its memory grows with ``n_angles * n_det * N``.
+  sparse-dense product.  Once built it is about 5x faster than the matrix-free
+  kernel at 128-512 px, but building it costs several projections (about 5 s at
+  512 px and 36 angles) and its memory grows with ``n_angles * n_det * N``.
 * ``"matrix_free"``: :mod:`.joseph` computes the rays on the fly for the whole
   batch of slices at once; memory grows with ``n_slices * N**2`` only, whatever
   the number of angles, and the adjoint is exact to rounding.
 
 ``auto`` uses the matrix when it (with its transpose) fits in
-``max_matrix_bytes`` (default 512 MiB: up to ~650 px at 36 angles), otherwise the
-matrix-free kernel.  ``method="matrix"`` above the limit rebuilds the matrix block
+``max_matrix_bytes`` (default 64 MiB: up to ~230 px at 36 angles, where building
+it is cheap), otherwise the matrix-free kernel.  ``method="matrix"`` above the limit rebuilds the matrix block
 by block on every call (same operator, slow; kept for comparison).
 
 References
@@ -72,7 +73,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["DEFAULT_MAX_MATRIX_BYTES", "METHODS", "ParallelBeamProjector", "default_device"]
 
 #: Largest system matrix (with its transpose) ``method="auto"`` stores, in bytes.
-DEFAULT_MAX_MATRIX_BYTES = 512 * 1024**2
+DEFAULT_MAX_MATRIX_BYTES = 64 * 1024**2
 METHODS = ("auto", "matrix", "matrix_free")
 
 _CACHE: OrderedDict[tuple[Any, ...], list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
