@@ -285,16 +285,24 @@ def ospml_quad(
     kernel = _neighbour_kernel(y.dtype, y.device)
     wsum = _neighbour_sum(torch.ones_like(x[:1]), kernel)  # sum_k w_jk per voxel
     f_coef = 2.0 * reg_par * wsum
+    inv_4f = _safe_div(torch.ones_like(f_coef), 4.0 * f_coef)  # 0 where F = 0
     for _ in _bar(n_iter, "OSPML", progress):
         for p, ysub, s in zip(subprojs, ys, sens):
-            e_coef = -x * p.adjoint(_safe_div(ysub, p.forward(x)))
-            g_coef = s - 2.0 * reg_par * (wsum * x + _neighbour_sum(x, kernel))
-            disc = torch.sqrt((g_coef * g_coef - 8.0 * e_coef * f_coef).clamp(min=0))
+            # In-place arithmetic: about 6 volumes alive at once (2048 px x 8 slices
+            # under 1 GB with the matrix-free projector), not 15.
+            e_coef = p.adjoint(_safe_div(ysub, p.forward(x))).mul_(x).neg_()
+            g_coef = _neighbour_sum(x, kernel).addcmul_(wsum, x)
+            g_coef.mul_(-2.0 * reg_par).add_(s)
+            disc = (e_coef * f_coef).mul_(-8.0).addcmul_(g_coef, g_coef)
+            disc.clamp_(min=0).sqrt_()
             # Stable root: -2E / (G + sqrt(D)) when G > 0 avoids cancellation and
             # reduces to the EM update when F = 0.
-            stable = _safe_div(-2.0 * e_coef, g_coef + disc)
-            direct = _safe_div(disc - g_coef, 4.0 * f_coef)
-            x = torch.where(g_coef > 0, stable, direct).clamp(min=0)
+            pos = g_coef > 0
+            stable = e_coef.mul_(-2.0).div_((g_coef + disc).masked_fill_(~pos, 1.0))
+            direct = disc.sub_(g_coef).mul_(inv_4f)
+            del g_coef
+            x = torch.where(pos, stable, direct).clamp_(min=0)
+            del e_coef, disc, stable, direct, pos
     return x
 
 
