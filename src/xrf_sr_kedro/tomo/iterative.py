@@ -202,8 +202,20 @@ def _neighbour_kernel(dtype, device) -> torch.Tensor:
 
 
 def _neighbour_sum(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """``sum_k w_jk x_k`` over the 8-neighbourhood (neighbours outside are absent)."""
-    return F.conv2d(x[:, None], kernel, padding=1)[:, 0]
+    """``sum_k w_jk x_k`` over the 8-neighbourhood (neighbours outside are absent).
+
+    Shifted in-place sums weighted as ``kernel``: the same as
+    ``conv2d(x, kernel, padding=1)`` without its im2col buffer (9 volumes); one
+    volume (the output) is allocated.
+    """
+    out = torch.zeros_like(x)
+    for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1)):
+        w = kernel[0, 0, 1 + di, 1 + dj]
+        # out[i, j] += w * x[i + di, j + dj] where the neighbour exists
+        dst = out[:, max(0, -di):x.shape[1] - max(0, di), max(0, -dj):x.shape[2] - max(0, dj)]
+        src = x[:, max(0, di):x.shape[1] - max(0, -di), max(0, dj):x.shape[2] - max(0, -dj)]
+        dst.add_(src, alpha=float(w))
+    return out
 
 
 def _quadratic_penalty(x: torch.Tensor) -> torch.Tensor:
