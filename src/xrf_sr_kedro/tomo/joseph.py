@@ -18,7 +18,8 @@ and the ray picks up ``step * hat(f - j)`` of pixel ``j`` of that line, with
 * :func:`forward` gathers the two pixels each sample straddles (slices are the
   last, contiguous axis, so every gather moves a whole batch) and reduces over
   lines with one batched matrix product per chunk.
-* :func:`adjoint` is also a gather, not a scatter: since ``|a| >= 1`` the samples
+* :func:`adjoint` (slices first: it accumulates straight into the output) is
+  also a gather, not a scatter: since ``|a| >= 1`` the samples
   of one line are at least one pixel apart, so pixel ``j`` of line ``k`` is
   reached by at most the two detector pixels ``floor((j - b_k) / a)`` and the
   next.  Their weights are computed with the *same* floating-point expression
@@ -132,10 +133,11 @@ def adjoint(
     """
     n_slices, n_angles, n_det = sino.shape
     dt, dev = sino.dtype, sino.device
-    ypad = torch.zeros((n_angles, n_det + 3, n_slices), dtype=dt, device=dev)
-    ypad[:, 1 : n_det + 1] = sino.permute(1, 2, 0)
-    acc = torch.zeros((n, n, n_slices), dtype=dt, device=dev)
-    flat_acc = acc.view(n * n, n_slices)
+    # slices first here: the accumulator is the output (no transposed copy)
+    ypad = torch.zeros((n_angles, n_slices, n_det + 3), dtype=dt, device=dev)
+    ypad[:, :, 1 : n_det + 1] = sino.permute(1, 0, 2)
+    acc = torch.zeros((n_slices, n, n), dtype=dt, device=dev)
+    flat_acc = acc.view(n_slices, n * n)
     pix = torch.arange(n, dtype=dt, device=dev)
     rc = _rows_per_chunk(n, n_slices, sino.element_size(), 2 * chunk_bytes)
     for ai, theta in enumerate(angles_rad):
@@ -143,7 +145,7 @@ def adjoint(
         sgn, abs_a = math.copysign(1.0, a), abs(a)
         # q = t - (b_k - a) = a (d* + 1): d0 + 1 = floor(q / a) is the padded index of d0
         bq = torch.as_tensor(b_np - a, dtype=dt, device=dev)
-        y = ypad[ai] * step  # (n_det + 3, n_slices)
+        y = ypad[ai] * step  # (n_slices, n_det + 3)
         for r0 in range(0, n, rc):
             r1 = min(n, r0 + rc)
             # pixel (i, j) of rows r0:r1: its line k and its coordinate t along the line
@@ -157,7 +159,7 @@ def adjoint(
             w1 = torch.rsub(w0, 2.0 - abs_a).clamp_(min=0.0)  # of d0 + 1
             w0.clamp_(min=0.0)
             i0 = dp.long().view(-1)
-            dst = flat_acc[r0 * n : r1 * n]
-            dst.addcmul_(y.index_select(0, i0), w0.view(-1, 1))
-            dst.addcmul_(y.index_select(0, i0 + 1), w1.view(-1, 1))
-    return acc.permute(2, 0, 1).contiguous()
+            dst = flat_acc[:, r0 * n : r1 * n]
+            dst.addcmul_(y.index_select(1, i0), w0.view(1, -1))
+            dst.addcmul_(y.index_select(1, i0 + 1), w1.view(1, -1))
+    return acc
