@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from xrf_sr_kedro.models.dual_branch import build_model, count_parameters
-from xrf_sr_kedro.training.loop import TrainConfig, fit, resolve_device
+from xrf_sr_kedro.device import resolve_device
+from xrf_sr_kedro.training.loop import TrainConfig, fit
 from xrf_sr_kedro.types import PatchPairs
 
 

@@ -13,7 +13,23 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: Real measured data (../shared/data from the project root, see its README.md).
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared real-data folder ``../shared/data``: the one way tests find real data.
+
+    Missing, it fails the test when ``CI=true`` (CI must provide it, so the real-data
+    tests cannot pass silently there) and skips it elsewhere.
+    """
+    if SHARED_DATA.is_dir():
+        return SHARED_DATA
+    message = f"shared real-data folder {SHARED_DATA} (../shared/data) is missing"
+    if os.environ.get("CI", "").strip().lower() == "true":
+        pytest.fail(f"{message}; CI must provide it", pytrace=False)
+    pytest.skip(message)
 
 
 def copy_project(root: Path, notebooks: bool = False) -> Path:

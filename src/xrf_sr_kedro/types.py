@@ -24,12 +24,7 @@ from typing import Any
 
 import numpy as np
 
-
-def _check_finite_positive(name: str, value: float) -> float:
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return value
+from xrf_sr_kedro.validation import positive_float
 
 
 def _set_elemental_array(obj: Any, layout: str, size_field: str) -> np.ndarray:
@@ -40,7 +35,7 @@ def _set_elemental_array(obj: Any, layout: str, size_field: str) -> np.ndarray:
         raise ValueError(f"{name}.data must be 4-D {layout}, got shape {data.shape}")
     data = data.astype(np.float32, copy=False)
     object.__setattr__(obj, "data", data)
-    object.__setattr__(obj, size_field, _check_finite_positive(size_field, getattr(obj, size_field)))
+    object.__setattr__(obj, size_field, positive_float(size_field, getattr(obj, size_field)))
     elements = tuple(str(e) for e in obj.elements)
     if len(elements) != data.shape[0]:
         raise ValueError(
@@ -180,12 +175,12 @@ class PatchPairs:
         object.__setattr__(
             self,
             "lr_pixel_size_nm",
-            _check_finite_positive("lr_pixel_size_nm", self.lr_pixel_size_nm),
+            positive_float("lr_pixel_size_nm", self.lr_pixel_size_nm),
         )
         object.__setattr__(
             self,
             "hr_pixel_size_nm",
-            _check_finite_positive("hr_pixel_size_nm", self.hr_pixel_size_nm),
+            positive_float("hr_pixel_size_nm", self.hr_pixel_size_nm),
         )
 
     @property
@@ -222,5 +217,5 @@ class ProbeIntensity:
             raise ValueError("probe intensity must be non-negative with a positive sum")
         object.__setattr__(self, "intensity", (p / p.sum()).astype(np.float32))
         object.__setattr__(
-            self, "pixel_size_nm", _check_finite_positive("pixel_size_nm", self.pixel_size_nm)
+            self, "pixel_size_nm", positive_float("pixel_size_nm", self.pixel_size_nm)
         )

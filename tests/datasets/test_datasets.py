@@ -7,6 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 from kedro.io import DataCatalog
 from kedro.io.core import DatasetError, Version
 
@@ -18,12 +19,12 @@ from xrf_sr_kedro.datasets import (
     TorchCheckpointDataset,
     XRFHDF5Dataset,
 )
+from xrf_sr_kedro.io import checkpoint as ckpt_mod
 from xrf_sr_kedro.io import hdf5
 from xrf_sr_kedro.io.pyxrf import write_pyxrf_like
 from xrf_sr_kedro.types import PatchPairs, ProbeIntensity, Volume, XRFStack
 
 RNG = np.random.default_rng(4)
-HXN = Path(__file__).resolve().parents[3] / "shared" / "data" / "hxn_xrf_maps"
 
 
 def _stack(scale=1.0) -> XRFStack:
@@ -171,10 +172,8 @@ def test_pyxrf_dataset_series_from_glob(tmp_path):
 # --- TIFF datasets ---------------------------------------------------------------
 
 
-def test_tiff_maps_dataset_real_hxn_maps():
-    if not (HXN / "Fe_K.tiff").is_file():
-        pytest.skip(f"real HXN maps absent from {HXN}")
-    ds = TiffMapsDataset(folder=str(HXN), elements=["Fe_K", "Cr_K"], pixel_size_nm=150.0)
+def test_tiff_maps_dataset_real_hxn_maps(shared_data):
+    ds = TiffMapsDataset(folder=str(shared_data / "hxn_xrf_maps"), elements=["Fe_K", "Cr_K"], pixel_size_nm=150.0)
     assert ds.exists()
     s = ds.load()
     assert s.data.shape == (2, 1, 160, 160) and s.elements == ("Fe_K", "Cr_K")
@@ -238,7 +237,6 @@ def test_probe_dataset_npy_and_h5_round_trip(tmp_path):
 
 
 def test_probe_dataset_resamples_when_asked(tmp_path):
-    pytest.importorskip("xrf_sr_kedro.physics.probe")
     np.save(tmp_path / "modes.npy", _modes(n=32))
     p = ProbeDataset(filepath=str(tmp_path / "modes.npy"), pixel_size_nm=5.0,
                      target_pixel_size_nm=10.0, size_px=9).load()
@@ -260,7 +258,6 @@ def test_probe_dataset_versioned(tmp_path):
 
 
 def _checkpoint(epoch: int) -> dict:
-    torch = pytest.importorskip("torch")
     return {
         "format_version": 1,
         "config": {"channels": 4},
@@ -279,7 +276,6 @@ def _checkpoint(epoch: int) -> dict:
 
 
 def test_checkpoint_dataset_versioned_round_trip(tmp_path):
-    pytest.importorskip("xrf_sr_kedro.io.checkpoint")
     path = str(tmp_path / "model.pt")
     v1, v2 = "2024-01-01T00.00.00.000Z", "2024-01-02T00.00.00.000Z"
     TorchCheckpointDataset(filepath=path, version=Version(None, v1)).save(_checkpoint(1))
@@ -291,7 +287,6 @@ def test_checkpoint_dataset_versioned_round_trip(tmp_path):
 
 
 def test_checkpoint_dataset_errors_and_crash_safety(tmp_path, monkeypatch):
-    ckpt_mod = pytest.importorskip("xrf_sr_kedro.io.checkpoint")
     ds = TorchCheckpointDataset(filepath=str(tmp_path / "m.pt"))
     with pytest.raises(DatasetError, match="m.pt does not exist"):
         ds.load()
@@ -312,8 +307,6 @@ def test_checkpoint_dataset_errors_and_crash_safety(tmp_path, monkeypatch):
 
 
 def test_checkpoint_rebuilds_model_and_names_config_differences(tmp_path):
-    ckpt_mod = pytest.importorskip("xrf_sr_kedro.io.checkpoint")
-    torch = pytest.importorskip("torch")
     from xrf_sr_kedro.models.dual_branch import DualBranchConfig, DualBranchSR
 
     cfg = DualBranchConfig(channels=8, n_msrb=1, n_groups=1, n_rcab=1, reduction=4, scale=2)
@@ -363,7 +356,6 @@ def test_every_dataset_type_resolves_from_catalog_config(tmp_path):
 
 
 def test_checkpoint_dataset_fallback(tmp_path, caplog):
-    pytest.importorskip("xrf_sr_kedro.io.checkpoint")
     pre = tmp_path / "pretrained.pt"
     ds = TorchCheckpointDataset(filepath=str(tmp_path / "fine.pt"), fallback_filepath=str(pre))
     with pytest.raises(DatasetError, match="fine.pt and its fallback .*pretrained.pt do not exist"):

@@ -285,26 +285,25 @@ def test_wrong_ndim_and_wrong_scale() -> None:
 
 
 # ------------------------------------------------------------------------- precision
-def test_bfloat16_is_close_and_float32_default(caplog: pytest.LogCaptureFixture) -> None:
+def test_bfloat16_is_close_to_float32(caplog: pytest.LogCaptureFixture) -> None:
+    # the default, precision="auto", is tested in test_precision.py
     model = tiny_model()
     maps = smooth_maps((2, 24, 24), seed=9)
-    with caplog.at_level(logging.INFO):
-        ref = enhance_maps(model, maps, 4, channels_last=False)
+    with caplog.at_level(logging.INFO, logger="xrf_sr_kedro.inference.engine"):
+        ref = enhance_maps(model, maps, 4, channels_last=False, precision="float32")
+    assert "enhancing 2 map(s) of 24 x 24 px x4: 1 tile(s)" in caplog.text
+    threads_before = torch.get_num_threads()
     fast = enhance_maps(model, maps, 4, precision="bfloat16", num_threads=1)
+    assert torch.get_num_threads() == threads_before  # num_threads holds for the call only
     rel = np.abs(fast.data - ref.data).max() / np.abs(ref.data).max()
-    assert rel < 0.05
-    assert torch.get_num_threads() >= 1
+    assert 0 < rel < 0.05  # bf16 really ran, and stays close
 
 
 # -------------------------------------------------------------------------- real data
-HXN_FE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "hxn_xrf_maps" / "Fe_K.tiff"
-
-
-@pytest.mark.skipif(not HXN_FE.is_file(), reason="real HXN maps not available")
-def test_real_hxn_map_tiled_matches_whole_and_is_consistent() -> None:
+def test_real_hxn_map_tiled_matches_whole_and_is_consistent(shared_data: Path) -> None:
     import tifffile
 
-    fe = tifffile.imread(HXN_FE).astype(np.float32)[None, None]  # (1, 1, 160, 160)
+    fe = tifffile.imread(shared_data / "hxn_xrf_maps" / "Fe_K.tiff").astype(np.float32)[None, None]
     model = tiny_model()
     whole = enhance_maps(model, fe[0], 4)  # fits in one default tile
     # default overlap (32 px): tiles agree with the whole map to < 1e-4 even through

@@ -102,13 +102,8 @@ def test_foreign_data_exchange_file(tmp_path):
     assert s.pixel_size_nm == 500.0
 
 
-def test_real_tooth_data_exchange_file():
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[3] / "shared" / "data" / "tomopy_tooth" / "tooth.h5"
-    if not path.is_file():
-        pytest.skip(f"real Data Exchange file {path} absent")
-    s = load_h5(path, elements=["transmission"], pixel_size_nm=1000.0)
+def test_real_tooth_data_exchange_file(shared_data):
+    s = load_h5(shared_data / "tomopy_tooth" / "tooth.h5", elements=["transmission"], pixel_size_nm=1000.0)
     assert s.data.shape == (1, 181, 2, 640)
     assert s.angles_deg[0] == pytest.approx(0) and s.angles_deg[-1] == pytest.approx(179, abs=1)
 

@@ -19,15 +19,13 @@ from xrf_sr_kedro.io.tiff import (
 )
 from xrf_sr_kedro.types import Volume
 
-HXN = Path(__file__).resolve().parents[3] / "shared" / "data" / "hxn_xrf_maps"
 HXN_ELEMENTS = ["Fe_K", "Cr_K", "S_K", "P_K", "Si_K"]
 RNG = np.random.default_rng(2)
 
 
-def test_real_hxn_maps_load():
-    if not all((HXN / f"{e}.tiff").is_file() for e in HXN_ELEMENTS):
-        pytest.skip(f"real HXN maps absent from {HXN}")
-    s = read_tiff_maps(tiff_paths_in_folder(HXN, HXN_ELEMENTS), pixel_size_nm=150.0)
+def test_real_hxn_maps_load(shared_data):
+    hxn = shared_data / "hxn_xrf_maps"
+    s = read_tiff_maps(tiff_paths_in_folder(hxn, HXN_ELEMENTS), pixel_size_nm=150.0)
     assert s.data.shape == (5, 1, 160, 160)
     assert s.elements == tuple(HXN_ELEMENTS)
     assert np.isfinite(s.data).all() and s.data.min() >= 0

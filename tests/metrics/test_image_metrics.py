@@ -49,7 +49,7 @@ def test_ssim_matches_skimage_2d(pair, data_range):
         target, pred, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
         data_range=data_range,
     )
-    assert ssim(pred, target, data_range=data_range) == pytest.approx(ref, abs=1e-4)
+    assert ssim(pred, target, data_range=data_range) == pytest.approx(ref, abs=1e-6)
 
 
 def test_ssim_batched_and_torch_is_mean_of_images():
@@ -65,11 +65,11 @@ def test_ssim_batched_and_torch_is_mean_of_images():
         for c in range(3)
     ]
     expected = float(np.mean(refs))
-    assert ssim(pred, target) == pytest.approx(expected, abs=1e-4)
+    assert ssim(pred, target) == pytest.approx(expected, abs=1e-6)
     assert ssim(torch.tensor(pred, dtype=torch.float32), torch.tensor(target)) == pytest.approx(
-        expected, abs=1e-4
+        expected, abs=1e-6
     )
-    assert ssim(pred[0], target[0]) == pytest.approx(float(np.mean(refs[:3])), abs=1e-4)
+    assert ssim(pred[0], target[0]) == pytest.approx(float(np.mean(refs[:3])), abs=1e-6)
 
 
 def test_ssim_identity_is_one_and_noise_lowers_it(pair):

@@ -19,7 +19,6 @@ import pytest
 from nbclient import NotebookClient
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb"))
 KERNEL = "xrf-sr-kedro-test"
 
@@ -29,8 +28,6 @@ def project(tmp_path_factory: pytest.TempPathFactory, make_project_copy, tiny_ch
     """A project copy with a tiny raw scan, a tiny network and the notebooks."""
     base = tmp_path_factory.mktemp("notebooks")
     root = make_project_copy(base / "project", notebooks=True)
-    if SHARED_DATA.is_dir():  # ../shared/data as seen from the project root
-        (base / "shared").symlink_to(SHARED_DATA.parent, target_is_directory=True)
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "MPLBACKEND": "Agg"}
     done = subprocess.run(
         [str(Path(sys.executable).parent / "kedro"), "run", "--env", "tiny", "--to-outputs", "raw_xrf"],
@@ -100,11 +97,9 @@ def test_raw_scan_to_enhanced_tomogram(project, kernel_name, monkeypatch):
     assert len(images) >= 3   # before/after, orthogonal slices, side by side
 
 
-@pytest.mark.skipif(
-    not (SHARED_DATA / "hxn_xrf_maps").is_dir(),
-    reason=f"real HXN maps not found at {SHARED_DATA / 'hxn_xrf_maps'} (../shared/data)",
-)
-def test_bring_your_own_beamline_data(project, kernel_name, monkeypatch):
+def test_bring_your_own_beamline_data(project, kernel_name, monkeypatch, shared_data):
+    # ../shared/data as the notebook sees it from the project copy
+    (project.parent / "shared").symlink_to(shared_data.parent, target_is_directory=True)
     nb = _execute(project / "notebooks" / "02_bring_your_own_beamline_data.ipynb", kernel_name, monkeypatch)
     text = _text(nb)
     assert "maps: (2, 1, 160, 160)" in text

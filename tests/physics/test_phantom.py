@@ -60,3 +60,28 @@ def test_deterministic_and_validated():
     np.testing.assert_array_equal(a.data, b.data)
     with pytest.raises(ValueError, match="size_vox"):
         battery_phantom(8)
+
+
+def test_calibration_pairs_in_both_directions_with_nm_positions():
+    from xrf_sr_kedro.metrics.resolution import pairs_from_features, rayleigh_table
+
+    vol = battery_phantom(size_vox=256, voxel_size_nm=7.5, seed=0)  # the default sample
+    feats = vol.metadata["features"]
+    discs = [f for f in feats if f["kind"] == "disc_pair"]
+    assert len(discs) >= 2 and all(f["direction"] == "axial" for f in discs)
+    for f in discs:  # two discs stacked along z, one gap of the same thickness
+        w = f["width_vox"]
+        z = np.asarray(f["centres_nm"])[:, 0] / 7.5 - 0.5
+        _, y, x = (int(v) for v in np.asarray(f["centres_nm"][0]) / 7.5)
+        column = vol.data[1, :, y, x] > 0.5
+        z0 = int(round(z[0] - (w - 1) / 2))
+        assert column[z0 : z0 + 3 * w].tolist() == [True] * w + [False] * w + [True] * w
+        assert f["separation_nm"] == pytest.approx(2 * w * 7.5)
+    pairs = pairs_from_features(feats)
+    assert {p.direction for p in pairs} == {"axial", "equatorial"}
+    table = rayleigh_table(vol.data[0], vol.voxel_size_nm, pairs)
+    assert table.resolved.all()  # the truth resolves every pair, in both directions
+    # the same pairs, offset into a slab, are found in the slab
+    start = 150
+    slab_pairs = pairs_from_features(feats, offset_nm=(start * 7.5, 0.0, 0.0))
+    assert rayleigh_table(vol.data[0, start:], 7.5, slab_pairs).resolved.all()

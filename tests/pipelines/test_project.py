@@ -66,9 +66,12 @@ def test_tiny_end_to_end_run_writes_every_output(project_copy):
     with h5py.File(data / "07_model_output" / "enhanced_volume.h5") as f:
         assert f.attrs["voxel_size_nm"] == pytest.approx(7.5)
     results = pd.read_csv(data / "08_reporting" / "results.csv")
-    assert list(results.columns[:7]) == [
-        "experiment", "method", "dims", "fsc_split_half_nm", "fsc_vs_truth_nm", "psnr_db", "ssim",
+    assert list(results.columns[:10]) == [
+        "experiment", "method", "dims", "fsc_split_half_nm", "fsc_vs_truth_nm", "fsc_vs_truth_axial_nm",
+        "fsc_vs_truth_equatorial_nm", "finest_resolved_pair_nm", "psnr_db", "ssim",
     ]
-    assert {"raw", "bicubic", "richardson_lucy", "pretrained", "fine_tuned"} <= set(results.method)
+    assert {"raw", "bicubic", "richardson_lucy", "tv_deconvolution", "pretrained", "fine_tuned"} <= set(
+        results.method
+    )
     assert (data / "08_reporting" / "report.html").stat().st_size > 10_000
     assert (project_copy / "mlflow.db").exists()

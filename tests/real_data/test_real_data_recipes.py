@@ -18,7 +18,6 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 DOC = PROJECT_ROOT / "docs" / "real_data.md"
 
 
@@ -70,17 +69,13 @@ def project(project_copy: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 
 # ------------------------------------------------------------------- 1. HXN TIFF maps
-@pytest.mark.skipif(
-    not (SHARED_DATA / "hxn_xrf_maps").is_dir(),
-    reason=f"real HXN maps not found at {SHARED_DATA / 'hxn_xrf_maps'} (../shared/data)",
-)
-def test_hxn_maps_through_the_enhancement_pipeline(project, tiny_checkpoint):
+def test_hxn_maps_through_the_enhancement_pipeline(project, tiny_checkpoint, shared_data):
     from mlflow import MlflowClient
 
     from xrf_sr_kedro.datasets import XRFHDF5Dataset
 
     # the docs' relative path ../shared/data/hxn_xrf_maps, seen from the project copy
-    (project.parent / "shared").symlink_to(SHARED_DATA.parent, target_is_directory=True)
+    (project.parent / "shared").symlink_to(shared_data.parent, target_is_directory=True)
     tiny_checkpoint(project / "data" / "06_models" / "fine_tuned_model.pt")
     write_local(project, catalog=recipe("hxn-catalog"))
 

@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -7,7 +6,6 @@ import pytest
 from xrf_sr_kedro.io.dxchange import read_transmission, transmission_to_sinogram
 from xrf_sr_kedro.tomo import reconstruct, reproject
 
-TOOTH = Path("/work/shared/data/tomopy_tooth/tooth.h5")
 TOOTH_CENTER_PX = 296.0  # TomoPy rotation centre of the full-width data
 
 
@@ -32,9 +30,8 @@ def test_missing_key_names_file_and_key(tmp_path):
         read_transmission(tmp_path / "nope.h5")
 
 
-@pytest.mark.skipif(not TOOTH.is_file(), reason=f"real data {TOOTH} not present")
-def test_tooth_slice_iterative_matches_fbp_and_centre():
-    d = read_transmission(TOOTH)
+def test_tooth_slice_iterative_matches_fbp_and_centre(shared_data):
+    d = read_transmission(shared_data / "tomopy_tooth" / "tooth.h5")
     assert d.data.shape == (181, 2, 640) and d.theta_deg.shape == (181,)
     assert 178 < d.theta_deg.max() < 180
     sino = transmission_to_sinogram(d.data, d.white, d.dark)[:, :1]

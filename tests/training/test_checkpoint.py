@@ -37,10 +37,14 @@ def test_round_trip_rebuilds_the_same_network(trained):
 
 
 def test_ddp_prefix_is_stripped(trained):
-    _, path = trained
+    model, path = trained
     ckpt = load_checkpoint(path)
     ckpt["model_state"] = {"module." + k: v for k, v in ckpt["model_state"].items()}
-    model_from_checkpoint(ckpt)
+    rebuilt = model_from_checkpoint(ckpt)
+    x = torch.rand(1, 1, 8, 8)
+    model.eval()
+    with torch.no_grad():  # the prefixed weights loaded, not a fresh initialisation
+        torch.testing.assert_close(rebuilt(x), model(x), rtol=0, atol=0)
 
 
 def test_another_preset_is_named_field_by_field(trained):

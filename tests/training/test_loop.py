@@ -17,7 +17,7 @@ from xrf_sr_kedro.training.loop import (
     TrainConfig,
     evaluate,
     fit,
-    lr_factor,
+    learning_rate_factor,
 )
 from xrf_sr_kedro.types import PatchPairs
 
@@ -158,14 +158,14 @@ def test_fine_tuning_from_another_preset_fails_field_by_field(pairs, tmp_path):
 def test_paper_schedule():
     cfg = TRAIN_PRESETS["paper"]
     assert cfg.epochs == 250 and cfg.learning_rate == 1e-4 and cfg.betas == (0.9, 0.999)
-    lrs = [cfg.learning_rate * lr_factor(e, cfg) for e in range(cfg.epochs)]
+    lrs = [cfg.learning_rate * learning_rate_factor(e, cfg) for e in range(cfg.epochs)]
     assert lrs[0] == lrs[99] == 1e-4
     assert lrs[100] == lrs[149] == 5e-5
     assert lrs[150] == lrs[199] == 2.5e-5
     assert lrs[200] == lrs[249] == 1.25e-5
     ft = TRAIN_PRESETS["paper_fine_tuning"]
     assert ft.learning_rate == cfg.learning_rate / 10 and ft.epochs == 50
-    assert {lr_factor(e, ft) for e in range(ft.epochs)} == {1.0}
+    assert {learning_rate_factor(e, ft) for e in range(ft.epochs)} == {1.0}
 
 
 def test_schedule_is_applied_per_epoch(pairs, tmp_path):

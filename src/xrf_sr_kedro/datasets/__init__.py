@@ -5,6 +5,7 @@ Catalog ``type:`` names: ``xrf_sr_kedro.datasets.XRFHDF5Dataset``,
 ``TorchCheckpointDataset``.
 """
 
+from xrf_sr_kedro.datasets.chunked_volume_dataset import ChunkedVolumeDataset
 from xrf_sr_kedro.datasets.probe_dataset import ProbeDataset
 from xrf_sr_kedro.datasets.pyxrf_dataset import PyXRFDataset
 from xrf_sr_kedro.datasets.tiff_maps_dataset import TiffMapsDataset
@@ -13,6 +14,7 @@ from xrf_sr_kedro.datasets.torch_checkpoint_dataset import TorchCheckpointDatase
 from xrf_sr_kedro.datasets.xrf_hdf5_dataset import XRFHDF5Dataset
 
 __all__ = [
+    "ChunkedVolumeDataset",
     "ProbeDataset",
     "PyXRFDataset",
     "TiffMapsDataset",

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
+from xrf_sr_kedro.io.hdf5 import read_theta_deg
+
 __all__ = ["TransmissionData", "read_transmission", "transmission_to_sinogram"]
 
 _KEYS = {
@@ -44,10 +46,9 @@ class TransmissionData:
 def read_transmission(path: str | os.PathLike) -> TransmissionData:
     """Read ``exchange/{data, data_white, data_dark, theta}`` from a Data Exchange file.
 
-    ``theta`` is returned in degrees.  Files normally store degrees; when every
-    value lies within +-2 pi and the span is under 7, the values are taken to be
-    radians and converted (a degree scan spanning under 7 degrees would be
-    misread, which no tomography scan does).
+    ``theta`` is read by :func:`xrf_sr_kedro.io.hdf5.read_theta_deg`, the one
+    reader of Data Exchange angles: degrees, unless the dataset's ``units``
+    attribute says radians.
 
     Raises
     ------
@@ -56,7 +57,7 @@ def read_transmission(path: str | os.PathLike) -> TransmissionData:
     KeyError
         Naming the file and the missing dataset.
     ValueError
-        If the shapes do not agree.
+        If the shapes do not agree (a DataFormatError for ``exchange/theta``).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -66,11 +67,12 @@ def read_transmission(path: str | os.PathLike) -> TransmissionData:
         for name, key in _KEYS.items():
             if key not in f:
                 raise KeyError(f"{path}: missing dataset '{key}' (needed for {name})")
-            arrays[name] = np.asarray(f[key][()])
+            if name != "theta_deg":
+                arrays[name] = np.asarray(f[key][()])
+        theta = read_theta_deg(f, path, f[_KEYS["data"]].shape[0])
     data = arrays["data"].astype(np.float32)
     white = arrays["white"].astype(np.float32)
     dark = arrays["dark"].astype(np.float32)
-    theta = arrays["theta_deg"].astype(np.float64).reshape(-1)
     if data.ndim != 3:
         raise ValueError(f"{path}: exchange/data must be 3-D, got shape {data.shape}")
     for name, arr in (("data_white", white), ("data_dark", dark)):
@@ -83,13 +85,6 @@ def read_transmission(path: str | os.PathLike) -> TransmissionData:
             )
     white = white.reshape(-1, *data.shape[1:])
     dark = dark.reshape(-1, *data.shape[1:])
-    if theta.shape[0] != data.shape[0]:
-        raise ValueError(
-            f"{path}: exchange/theta has {theta.shape[0]} angles but exchange/data has "
-            f"{data.shape[0]} projections"
-        )
-    if np.all(np.abs(theta) <= 2 * np.pi + 1e-6) and np.ptp(theta) > 0 and np.ptp(theta) < 7:
-        theta = np.rad2deg(theta)
     return TransmissionData(data=data, white=white, dark=dark, theta_deg=theta, source=path)
 
 

@@ -11,6 +11,19 @@ Inputs
   non-negative 2-D dataset is accepted as an intensity (one mode, amplitude
   ``sqrt(I)``).
 
+* ``.npz`` (as ptychography scripts save them): ``probe_real`` + ``probe_imag``,
+  else ``probe`` (complex, or real = intensity), else the only complex array;
+  modes ``(k, h, w)``; pixel size from a scalar array ``pixel_size_nm`` (or
+  ``pixel_size_m``), else the argument.
+* PtychoShelves ``.mat`` (v5 or v7.3): variable ``probe`` ``(h, w)``,
+  ``(h, w, k)`` or ``(h, w, k, n_probes)`` (MATLAB order; the first probe's
+  modes are used); pixel size ``p.dx_spec`` in metres (``[dy, dx]``: the mean,
+  with a warning when they differ).
+* PtyPy ``.ptyr`` (HDF5): ``content/probe/<storage>/data`` ``(k, h, w)`` and
+  ``content/probe/<storage>/_psize`` in metres (the first storage, sorted by name).
+
+Several modes give the summed intensity ``sum_k |P_k|^2`` downstream.
+
 Outputs
 -------
 :func:`save_probe` writes a derived :class:`ProbeIntensity` to HDF5:
@@ -24,6 +37,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -104,9 +118,9 @@ def read_probe(
     Parameters
     ----------
     path : path-like
-        ``.npy`` or HDF5 file.
+        ``.npy``, ``.npz``, HDF5, PtychoShelves ``.mat`` or PtyPy ``.ptyr`` file.
     pixel_size_nm : float, optional
-        Required for ``.npy``; for HDF5 it overrides the ``pixel_size_nm`` attribute.
+        Required for ``.npy``; for the others it overrides the file's pixel size.
     key : str, optional
         Dataset path inside an HDF5 file.
 
@@ -121,7 +135,7 @@ def read_probe(
         Missing file or key, wrong dimensionality, non-numeric dtype, NaN/inf,
         missing pixel size.
     """
-    p = require_file(path, "a probe .npy or .h5 file")
+    p = require_file(path, "a probe .npy, .npz, .h5, .mat or .ptyr file")
     suffix = p.suffix.lower()
     if suffix == ".npy":
         try:
@@ -150,7 +164,98 @@ def read_probe(
             if pixel_size_nm is None:
                 pixel_size_nm = ds.attrs.get("pixel_size_nm", f.attrs.get("pixel_size_nm"))
             return modes, check_pixel_size(pixel_size_nm, path=p, key=f"{k}/@pixel_size_nm")
-    raise DataFormatError(p, "suffix", f"unknown probe file type {suffix!r}; expected .npy or .h5")
+    if suffix == ".npz":
+        return _read_npz(p, pixel_size_nm)
+    if suffix == ".mat":
+        return _read_ptychoshelves(p, pixel_size_nm)
+    if suffix == ".ptyr":
+        return _read_ptyr(p, pixel_size_nm)
+    raise DataFormatError(
+        p, "suffix", f"unknown probe file type {suffix!r}; expected .npy, .npz, .h5, .mat or .ptyr"
+    )
+
+
+def _metres_to_nm(value: Any, p: Path, key: str) -> float:
+    v = np.atleast_1d(np.asarray(value, dtype=np.float64)).ravel()
+    if v.size == 0:
+        raise DataFormatError(p, key, "empty pixel size")
+    if v.size > 1 and abs(v.max() - v.min()) > 0.01 * abs(v.mean()):
+        logger.warning("%s, key %s: anisotropic probe pixels %s m; using their mean", p, key, v)
+    return check_pixel_size(float(v.mean()) * 1e9, path=p, key=key)
+
+
+def _read_npz(p: Path, pixel_size_nm: float | None) -> tuple[np.ndarray, float]:
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except ValueError as exc:
+        raise DataFormatError(p, "archive", f"cannot be read as .npz ({exc})") from exc
+    if "probe_real" in arrays or "probe_imag" in arrays:
+        if not {"probe_real", "probe_imag"} <= set(arrays):
+            raise DataFormatError(
+                p, "probe_imag",
+                f"probe_real and probe_imag come together; arrays present: {sorted(arrays)}",
+            )
+        key, arr = "probe_real/probe_imag", arrays["probe_real"] + 1j * arrays["probe_imag"]
+    elif "probe" in arrays:
+        key, arr = "probe", arrays["probe"]
+    else:
+        cplx = [k for k, a in arrays.items() if np.iscomplexobj(a)]
+        if len(cplx) != 1:
+            raise DataFormatError(
+                p, "probe", f"no probe array (looked for probe_real/probe_imag, probe, or one "
+                f"complex array); arrays present: {sorted(arrays)}",
+            )
+        key, arr = cplx[0], arrays[cplx[0]]
+    modes = _as_modes(np.asarray(arr), p, key)
+    if pixel_size_nm is None:
+        if "pixel_size_nm" in arrays:
+            pixel_size_nm = float(arrays["pixel_size_nm"])
+        elif "pixel_size_m" in arrays:
+            return modes, _metres_to_nm(arrays["pixel_size_m"], p, "pixel_size_m")
+        else:
+            raise DataFormatError(
+                p, "pixel_size_nm", f"missing: no pixel_size_nm / pixel_size_m array "
+                f"(arrays: {sorted(arrays)}); pass pixel_size_nm",
+            )
+    return modes, check_pixel_size(pixel_size_nm, path=p, key="pixel_size_nm")
+
+
+def _read_ptychoshelves(p: Path, pixel_size_nm: float | None) -> tuple[np.ndarray, float]:
+    from xrf_sr_kedro.io.matlab import read_mat_variables
+
+    arr = np.asarray(read_mat_variables(p, ["probe"])["probe"])
+    if arr.ndim == 4:
+        arr = arr[..., 0]
+    if arr.ndim == 3:
+        arr = np.moveaxis(arr, -1, 0)  # MATLAB (h, w, k) -> (k, h, w)
+    modes = _as_modes(arr, p, "probe")
+    if pixel_size_nm is not None:
+        return modes, check_pixel_size(pixel_size_nm, path=p, key="pixel_size_nm")
+    dx = read_mat_variables(p, ["p/dx_spec"])["p/dx_spec"]
+    return modes, _metres_to_nm(dx, p, "p.dx_spec")
+
+
+def _read_ptyr(p: Path, pixel_size_nm: float | None) -> tuple[np.ndarray, float]:
+    try:
+        f = h5py.File(p, "r")
+    except OSError as exc:
+        raise DataFormatError(p, "/", f"cannot be opened as HDF5 (.ptyr) ({exc})") from exc
+    with f:
+        if "content/probe" not in f or not len(f["content/probe"]):
+            raise DataFormatError(p, "/content/probe", f"missing; top-level keys: {list(f.keys())}")
+        storage = sorted(f["content/probe"].keys())[0]
+        g = f["content/probe"][storage]
+        if "data" not in g:
+            raise DataFormatError(
+                p, g.name + "/data", f"missing; the storage holds {list(g.keys())}"
+            )
+        modes = _as_modes(g["data"][()], p, g.name + "/data")
+        if pixel_size_nm is not None:
+            return modes, check_pixel_size(pixel_size_nm, path=p, key="pixel_size_nm")
+        if "_psize" not in g:
+            raise DataFormatError(p, g.name + "/_psize", "missing; pass pixel_size_nm")
+        return modes, _metres_to_nm(g["_psize"][()], p, g.name + "/_psize")
 
 
 def save_probe(path: str | os.PathLike, probe: ProbeIntensity) -> None:

@@ -33,6 +33,7 @@ from xrf_sr_kedro.io.hdf5 import (
     decode_names,
     require_file,
 )
+from xrf_sr_kedro.io.checks import jsonable
 from xrf_sr_kedro.types import XRFStack
 
 logger = logging.getLogger(__name__)
@@ -43,18 +44,6 @@ POS_KEY = "xrfmap/positions/pos"
 POS_NAME_KEY = "xrfmap/positions/name"
 SCAN_METADATA_KEY = "xrfmap/scan_metadata"
 UNITS = "fitted counts"
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind in "SO":
-            return [_json_safe(v) for v in value.tolist()]
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _pixel_size_from_positions(f: h5py.File, path: Path) -> float | None:
@@ -136,7 +125,7 @@ def _read_one(
         scan_md: dict[str, Any] = {}
         if SCAN_METADATA_KEY in f:
             attrs = f[SCAN_METADATA_KEY].attrs
-            scan_md = {k: _json_safe(attrs[k]) for k in attrs}
+            scan_md = {k: jsonable(attrs[k]) for k in attrs}
             if "param_theta" in attrs:
                 theta_deg = float(np.asarray(attrs["param_theta"]).reshape(-1)[0]) / 1000.0
                 if not np.isfinite(theta_deg):

@@ -6,7 +6,7 @@ floats (or NumPy arrays), so they can be logged directly.
 * :func:`psnr` -- peak signal-to-noise ratio in dB over all elements.
 * :func:`ssim` -- structural similarity (Wang et al. 2004), Gaussian window,
   computed with ``torch.nn.functional.conv2d``.
-* :func:`bicubic_upsample` -- the bicubic baseline every method is compared with.
+* ``bicubic_upsample`` -- re-exported from :mod:`xrf_sr_kedro.baselines.upsampling`.
 * :func:`consistency_residual` -- for data without truth: how well an enhanced
   map, re-degraded by the forward model, reproduces the measurement.
 
@@ -24,6 +24,8 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from xrf_sr_kedro.baselines.upsampling import bicubic_upsample  # moved there; re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +135,8 @@ def ssim(
     Uses ``K1 = 0.01``, ``K2 = 0.03``, ``C1 = (K1 L)^2``, ``C2 = (K2 L)^2`` and
     population (not sample) covariances, matching
     ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
-    use_sample_covariance=False, data_range=L)`` to about 1e-6.  Computed in
+    use_sample_covariance=False, data_range=L)`` to 1e-6 (the tolerance
+    tests/metrics/test_image_metrics.py checks; float64 agrees to ~1e-15).  Computed in
     float64 with separable ``conv2d`` on the inputs' device.
 
     References
@@ -169,50 +172,6 @@ def ssim(
     num = (2 * mu_p * mu_t + c1) * (2 * cov + c2)
     den = (mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2)
     return float(torch.mean(num / den))
-
-
-def bicubic_upsample(x: ArrayLike, scale: int) -> ArrayLike:
-    """Bicubic upsampling by an integer factor (the baseline).
-
-    Parameters
-    ----------
-    x : ndarray or torch.Tensor, shape (..., h, w)
-        Low-resolution map(s); any number of leading dimensions.
-    scale : int
-        Integer upsampling factor (>= 1).
-
-    Returns
-    -------
-    up : same type and dtype as ``x``, shape (..., h*scale, w*scale)
-        ``torch.nn.functional.interpolate(mode="bicubic", align_corners=False)``.
-    """
-    if isinstance(scale, bool) or int(scale) != scale or int(scale) < 1:
-        raise ValueError(f"scale must be a positive integer, got {scale!r}")
-    scale = int(scale)
-    is_numpy = isinstance(x, np.ndarray)
-    if not is_numpy and not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a numpy array or torch tensor, got {type(x).__name__}")
-    if x.ndim < 2:
-        raise ValueError(f"x must have at least 2 dimensions (..., h, w), got shape {tuple(x.shape)}")
-    if is_numpy:
-        orig_dtype = x.dtype
-        work_dtype = np.float64 if x.dtype == np.float64 else np.float32
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=work_dtype))
-    else:
-        orig_dtype = x.dtype
-        t = x if x.is_floating_point() else x.to(torch.float32)
-    lead = t.shape[:-2]
-    h, w = t.shape[-2:]
-    flat = t.reshape(-1, 1, h, w)
-    if scale == 1:
-        up = flat.clone()
-    else:
-        up = F.interpolate(flat, scale_factor=scale, mode="bicubic", align_corners=False)
-    up = up.reshape(*lead, h * scale, w * scale)
-    if is_numpy:
-        out = up.numpy()
-        return out.astype(orig_dtype, copy=False) if np.issubdtype(orig_dtype, np.floating) else out
-    return up.to(orig_dtype) if x.is_floating_point() else up
 
 
 def consistency_residual(

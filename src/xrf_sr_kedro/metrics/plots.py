@@ -126,6 +126,8 @@ def plot_fsc(
     curves: dict[str, pd.DataFrame],
     title: str,
     threshold: str = "one_bit",
+    limits_nm: dict[str, float] | None = None,
+    min_shells: dict[str, int] | None = None,
 ) -> Figure:
     """FSC curves against spatial frequency, with threshold and resolution.
 
@@ -141,6 +143,12 @@ def plot_fsc(
         Threshold drawn (dashed, in each curve's colour, since the bit-based
         thresholds depend on the shell size) and used for the resolution shown
         in the legend and marked on the curve.
+    limits_nm : dict of str -> float, optional
+        Label -> a resolution limit (nm) drawn as a dotted vertical line at its
+        frequency, e.g. ``{"Crowther limit": 66.3}``.
+    min_shells : dict of str -> int, optional
+        Label -> first shell used for that curve's resolution (default 1), e.g. to
+        skip the nearly empty first shells of a directional FSC.
 
     Returns
     -------
@@ -162,7 +170,7 @@ def plot_fsc(
         color = colors[k % len(colors)]
         f = table["freq_per_nm"].to_numpy()
         f_max = max(f_max, float(f.max()))
-        res = resolution_nm(table, threshold)
+        res = resolution_nm(table, threshold, min_shell=(min_shells or {}).get(label, 1))
         ax.plot(f[1:], table["fsc"].to_numpy()[1:], "-", color=color, lw=1.6,
                 label=f"{label}: {res:.1f} nm")
         if threshold != "0.143":
@@ -174,6 +182,10 @@ def plot_fsc(
     else:
         ax.plot([], [], "--", color="0.3", lw=0.9,
                 label=f"{_THRESHOLD_LABELS[threshold]} threshold (per curve)")
+    for k, (name, limit) in enumerate((limits_nm or {}).items()):
+        if np.isfinite(limit) and limit > 0:
+            ax.axvline(1.0 / limit, color="black", ls=(0, (1, 1 + k)), lw=1.0,
+                       label=f"{name}: {limit:.1f} nm")
     ax.axhline(0.0, color="0.6", lw=0.6)
     ax.set_xlim(0.0, f_max)
     ax.set_ylim(-0.2, 1.05)

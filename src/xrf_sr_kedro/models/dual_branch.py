@@ -17,7 +17,7 @@ configurations used by the pipelines, the tests and the ablation study.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Literal, get_args
 
 import torch
@@ -121,16 +121,8 @@ PRESETS: dict[str, DualBranchConfig] = {
     "tiny": DualBranchConfig(channels=8, n_msrb=1, n_groups=1, n_rcab=1, reduction=4),
     "msrb_only": DualBranchConfig(branches="msrb_only"),
     "rcab_only": DualBranchConfig(branches="rcab_only"),
-    "small_msrb_only": DualBranchConfig(
-        channels=SMALL.channels, n_msrb=SMALL.n_msrb, n_groups=SMALL.n_groups,
-        n_rcab=SMALL.n_rcab, reduction=SMALL.reduction, branches="msrb_only",
-        global_residual=SMALL.global_residual,
-    ),
-    "small_rcab_only": DualBranchConfig(
-        channels=SMALL.channels, n_msrb=SMALL.n_msrb, n_groups=SMALL.n_groups,
-        n_rcab=SMALL.n_rcab, reduction=SMALL.reduction, branches="rcab_only",
-        global_residual=SMALL.global_residual,
-    ),
+    "small_msrb_only": replace(SMALL, branches="msrb_only"),
+    "small_rcab_only": replace(SMALL, branches="rcab_only"),
 }
 
 

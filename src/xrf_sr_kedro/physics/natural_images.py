@@ -11,6 +11,8 @@ goes through :func:`load_image_as_gray`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -108,7 +110,8 @@ def _to_unit(arr: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- textures
 
 
-def _normalise(a: np.ndarray) -> np.ndarray:
+def _percentile_stretch(a: np.ndarray) -> np.ndarray:
+    """``a`` mapped to [0, 1] by its 0.5th and 99.5th percentiles (clipped)."""
     lo, hi = np.percentile(a, [0.5, 99.5])
     return np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1)
 
@@ -121,7 +124,7 @@ def _fractal_noise(rng: np.random.Generator, n: int) -> np.ndarray:
     f[0, 0] = 1.0
     spec = (rng.standard_normal(f.shape) + 1j * rng.standard_normal(f.shape)) / f ** (beta / 2)
     spec[0, 0] = 0
-    return _normalise(np.fft.irfft2(spec, s=(n, n)))
+    return _percentile_stretch(np.fft.irfft2(spec, s=(n, n)))
 
 
 def _grains(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -139,7 +142,7 @@ def _grains(rng: np.random.Generator, n: int) -> np.ndarray:
     img = levels[labels]
     edges = ndimage.morphological_gradient(labels, size=2) > 0
     img[edges] *= rng.uniform(0.0, 0.5)
-    return _normalise(ndimage.gaussian_filter(img, rng.uniform(0.3, 1.2)))
+    return _percentile_stretch(ndimage.gaussian_filter(img, rng.uniform(0.3, 1.2)))
 
 
 def _particles(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -155,7 +158,7 @@ def _particles(rng: np.random.Generator, n: int) -> np.ndarray:
         inside = (u / a) ** 2 + (v / b) ** 2 <= 1
         img[inside] = rng.uniform(0.2, 1.0) * (1 + 0.3 * (u[inside] / a))
     img = img + 0.05 * _fractal_noise(rng, n)
-    return _normalise(ndimage.gaussian_filter(img, rng.uniform(0.3, 1.0)))
+    return _percentile_stretch(ndimage.gaussian_filter(img, rng.uniform(0.3, 1.0)))
 
 
 def _cracks(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -174,7 +177,7 @@ def _cracks(rng: np.random.Generator, n: int) -> np.ndarray:
             y0, x0 = max(iy - width // 2, 0), max(ix - width // 2, 0)
             mask[y0 : iy + (width + 1) // 2, x0 : ix + (width + 1) // 2] = True
     img[mask] *= rng.uniform(0.0, 0.3)
-    return _normalise(img)
+    return _percentile_stretch(img)
 
 
 _TEXTURES = (_fractal_noise, _grains, _particles, _cracks)
@@ -247,3 +250,60 @@ def bundled_natural_images(
     return list(
         bundled_natural_images_named(min_size_px, n_procedural, procedural_size_px, seed).values()
     )
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def split_training_images(
+    images: dict[str, Callable[[], Any]],
+    *,
+    min_size_px: int,
+    n_validation_images: int,
+    n_textures: int,
+    texture_size_px: int,
+    seed: int,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Grayscale [0, 1] images from a PNG/JPEG folder plus procedural textures, split by image.
+
+    Parameters
+    ----------
+    images : dict of str to callable
+        File name -> loader (a Kedro ``PartitionedDataset``); files without an image
+        suffix are ignored and unreadable ones skipped with a warning.
+    min_size_px : int
+        Images whose shorter side is below this are dropped.
+    n_validation_images : int
+        Images held out for validation, never cut into training patches.
+    n_textures, texture_size_px : int
+        Procedural textures added (:func:`procedural_textures`).
+    seed : int
+        Seeds the textures and the split.
+
+    Returns
+    -------
+    (train_images, validation_images) : lists of 2-D float arrays
+    """
+    loaded = []
+    for name in sorted(images):
+        if PurePath(name).suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        try:
+            gray = load_image_as_gray(np.asarray(images[name]()))
+        except Exception as exc:  # a corrupt or exotic file must not stop the run
+            logger.warning("Skipping image %s: %s", name, exc)
+            continue
+        if min(gray.shape) >= min_size_px:
+            loaded.append(gray)
+    loaded += procedural_textures(n_textures, texture_size_px, seed=seed)
+    if len(loaded) <= n_validation_images:
+        raise ValueError(
+            f"only {len(loaded)} usable images (>= {min_size_px} px) found; need more "
+            f"than simulation.training_images.n_validation_images={n_validation_images}"
+        )
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(loaded))
+    train = [loaded[i] for i in order[n_validation_images:]]
+    val = [loaded[i] for i in order[:n_validation_images]]
+    logger.info("Training images: %d for training, %d held out", len(train), len(val))
+    return train, val

@@ -11,16 +11,11 @@ from tqdm.auto import tqdm
 from xrf_sr_kedro.normalisation import minmax_range, normalise
 from xrf_sr_kedro.physics.flyscan import FastAxis, flyscan, flyscan_kernel
 from xrf_sr_kedro.physics.natural_images import load_image_as_gray
-from xrf_sr_kedro.physics.noise import simulate_counts
-from xrf_sr_kedro.types import PatchPairs, ProbeIntensity
+from xrf_sr_kedro.physics.measurement import detector_counts
+from xrf_sr_kedro.types import PatchPairs, ProbeIntensity, XRFStack
+from xrf_sr_kedro.validation import positive_int
 
 logger = logging.getLogger(__name__)
-
-
-def _pos_int(name: str, value: int) -> int:
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def make_patch_pairs(
@@ -80,9 +75,9 @@ def make_patch_pairs(
     """
     if not isinstance(probe, ProbeIntensity):
         raise TypeError(f"probe must be a ProbeIntensity, got {type(probe).__name__}")
-    s = _pos_int("step_px", step_px)
-    p_lr = _pos_int("lr_patch_px", lr_patch_px)
-    n_per = _pos_int("patches_per_image", patches_per_image)
+    s = positive_int("step_px", step_px)
+    p_lr = positive_int("lr_patch_px", lr_patch_px)
+    n_per = positive_int("patches_per_image", patches_per_image)
     if len(images) == 0:
         raise ValueError("images must be a non-empty list")
     rng = np.random.default_rng(seed)
@@ -102,7 +97,9 @@ def make_patch_pairs(
             )
             continue
         if mean_counts is not None and lr.mean() > 0:
-            counts = simulate_counts(np.clip(lr, 0, None), mean_counts, background_counts, readout_sigma_counts, rng)
+            # counts clipped at 0 by the detector; below-background values end at 0
+            # after the clip to [0, 1] below either way
+            counts = detector_counts(lr, mean_counts, background_counts, readout_sigma_counts, rng)
             lr = (counts - background_counts) * (float(lr.mean()) / float(mean_counts))
         lr = np.clip(lr, 0.0, 1.0).astype(np.float32)
         m_y = min(margin_lr, (h - p_lr) // 2)
@@ -186,8 +183,8 @@ def pairs_from_maps(
             f"hr_maps {hr.shape[1:]} must be an integer multiple s of lr_maps {lr.shape[1:]}"
         )
     s = hr.shape[1] // h
-    p = _pos_int("lr_patch_px", lr_patch_px)
-    stride = p if stride_px is None else _pos_int("stride_px", stride_px)
+    p = positive_int("lr_patch_px", lr_patch_px)
+    stride = p if stride_px is None else positive_int("stride_px", stride_px)
     if p > h or p > w:
         raise ValueError(f"lr_patch_px={p} exceeds the LR map size {h}x{w}")
     ratio = float(lr_pixel_size_nm) / float(hr_pixel_size_nm)
@@ -220,3 +217,54 @@ def pairs_from_maps(
             "patch_origin_lr": where,
         },
     )
+
+
+def pairs_from_scans(
+    coarse: XRFStack,
+    fine: XRFStack,
+    *,
+    lr_patch_px: int,
+    stride_px: int,
+    validation_every: int,
+) -> tuple[PatchPairs, PatchPairs]:
+    """Normalised (coarse, fine) patch pairs of two scans, split by frame into training and validation.
+
+    Parameters
+    ----------
+    coarse, fine : XRFStack
+        The same elements and frames scanned at two steps; ``fine`` must be an
+        integer zoom of ``coarse`` (its maps ``s`` times larger, pixels ``s`` times smaller).
+    lr_patch_px, stride_px : int
+        As for :func:`pairs_from_maps` (coarse pixels).
+    validation_every : int
+        Every ``validation_every``-th frame (e.g. every 5th projection) is held out.
+
+    Returns
+    -------
+    (PatchPairs, PatchPairs)
+        Training pairs from the kept frames, validation pairs from the held-out ones.
+    """
+    scale = coarse.pixel_size_nm / fine.pixel_size_nm
+    if coarse.data.shape[:2] != fine.data.shape[:2]:
+        raise ValueError(
+            f"coarse scan has (elements, frames) {coarse.data.shape[:2]} but the fine scan "
+            f"has {fine.data.shape[:2]}: they must cover the same frames"
+        )
+    if abs(scale - round(scale)) > 1e-3 or fine.shape_hw != tuple(round(scale) * n for n in coarse.shape_hw):
+        raise ValueError(
+            f"fine scan {fine.shape_hw} at {fine.pixel_size_nm} nm is not an integer zoom of the "
+            f"coarse scan {coarse.shape_hw} at {coarse.pixel_size_nm} nm"
+        )
+    frames = coarse.n_frames
+    held_out = [f for f in range(frames) if f % validation_every == validation_every - 1]
+    kept = [f for f in range(frames) if f not in held_out]
+
+    def build(index: list[int]) -> PatchPairs:
+        low_res = coarse.data[:, index].reshape(-1, *coarse.shape_hw)
+        high_res = fine.data[:, index].reshape(-1, *fine.shape_hw)
+        return pairs_from_maps(
+            low_res, high_res, lr_patch_px, coarse.pixel_size_nm, fine.pixel_size_nm,
+            stride_px=stride_px,
+        )
+
+    return build(kept), build(held_out)

@@ -5,8 +5,13 @@ ZnMn2O4-like particles in a weakly Zn-bearing binder matrix.  Particles carry Zn
 Mn together (Mn about twice Zn), with Zn-rich and Mn-rich (unreacted MnO2) particles
 and a Zn-rich surface shell; they contain internal pores and thin planar cracks of
 1-3 voxels.  A calibration band at the top of the pillar holds features of known
-size for resolution checks (spheres and pairs of rods), listed in
-``volume.metadata["features"]``.  All of the sample lies inside the cylinder
+size for resolution checks, listed in ``volume.metadata["features"]``: spheres, pairs
+of rods parallel to the rotation axis (separated in the slice plane: equatorial) and
+pairs of thin discs stacked along the rotation axis (axial).  Every pair carries its
+centres in nm (``centres_nm``, ``(z, y, x)`` from the volume's origin corner, voxel
+``i`` centred at ``(i + 0.5) * voxel_size_nm``), its separation and the direction
+and half-length over which a profile may be averaged
+(:func:`xrf_sr_kedro.metrics.resolution.pairs_from_features`).  All of the sample lies inside the cylinder
 inscribed in each ``N x N`` slice, so parallel-beam projections see all of it.
 """
 
@@ -31,6 +36,7 @@ _FAMILIES = {
 _MATRIX = (0.04, 0.01)  # binder + dried electrolyte residue
 SPHERE_DIAMETERS_NM = (15.0, 22.5, 30.0, 45.0, 60.0, 90.0, 120.0)
 ROD_WIDTHS_NM = (15.0, 22.5, 30.0, 45.0, 60.0)
+DISC_WIDTHS_NM = ROD_WIDTHS_NM  # disc thickness = gap, stacked along the rotation axis
 
 
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -183,6 +189,7 @@ def battery_phantom(size_vox: int = 256, voxel_size_nm: float = 7.5, seed: int =
     # spheres in a row along x at y = c - 0.15 N
     y_row = c_xy - 0.15 * n
     x_cursor = c_xy - math.sqrt(max(r_pillar**2 - (0.15 * n) ** 2, 0.0)) + 2.0
+    max_sphere_r = 0.0
     for d_nm in SPHERE_DIAMETERS_NM:
         d_vox = d_nm / voxel_size_nm
         if d_vox < 1.5 or d_vox / 2 > band_half:
@@ -202,11 +209,15 @@ def battery_phantom(size_vox: int = 256, voxel_size_nm: float = 7.5, seed: int =
              "centre_vox": [float(v) for v in centre]}
         )
         x_cursor = x_c + d_vox / 2.0 + max(d_vox, 4.0)
+        max_sphere_r = max(max_sphere_r, d_vox / 2.0)
 
+    sphere_row_end = x_cursor
     # rod pairs parallel to the rotation axis at y = c + 0.15 N: width w, gap w
     y_row = c_xy + 0.15 * n
     x_cursor = c_xy - math.sqrt(max(r_pillar**2 - (0.15 * n) ** 2, 0.0)) + 2.0
     zr = slice(int(round(z_mid - band_half)), int(round(z_mid + band_half)) + 1)
+    z_prof = 0.5 * (z_mid + max_sphere_r + 1.0 + zr.stop)  # profile window of the rods
+    z_half = max(0.5 * (zr.stop - z_mid - max_sphere_r - 1.0) - 1.0, 0.5)
     for w_nm in ROD_WIDTHS_NM:
         w = int(round(w_nm / voxel_size_nm))
         if w < 1 or abs(w * voxel_size_nm - w_nm) > 0.25 * voxel_size_nm:
@@ -220,13 +231,23 @@ def battery_phantom(size_vox: int = 256, voxel_size_nm: float = 7.5, seed: int =
         for x_start in (x0, x0 + 2 * w):
             zn[zr, y0 : y0 + w, x_start : x_start + w] = comp[0]
             mn[zr, y0 : y0 + w, x_start : x_start + w] = comp[1]
+        yc = y0 + w / 2.0  # continuous coordinates (voxel i spans [i, i + 1))
         features.append(
             {"kind": "rod_pair", "width_nm": w * voxel_size_nm, "gap_nm": w * voxel_size_nm,
              "width_vox": w, "axis": "slice",
              "centre_vox": [float(z_mid), float(y0 + (w - 1) / 2.0), float(x0 + 1.5 * w - 0.5)],
-             "slices": [zr.start, zr.stop]}
+             "slices": [zr.start, zr.stop],
+             "direction": "equatorial", "separation_nm": 2 * w * voxel_size_nm,
+             # profiles above the sphere row (spheres end 8 voxels from z_mid at most)
+             "centres_nm": [[z_prof * voxel_size_nm, yc * voxel_size_nm, (x0 + 0.5 * w) * voxel_size_nm],
+                            [z_prof * voxel_size_nm, yc * voxel_size_nm, (x0 + 2.5 * w) * voxel_size_nm]],
+             "along": [1.0, 0.0, 0.0], "half_length_nm": z_half * voxel_size_nm}
         )
         x_cursor = x0 + 3 * w + max(2 * w, 4)
+
+    _add_disc_pairs(
+        zn, mn, features, comp, z_mid, band_half, c_xy, r_pillar, max(x_cursor, sphere_row_end), voxel_size_nm
+    )
 
     logger.info(
         "battery phantom %d^3: %d particles, %d pores, %d cracks, %d features",
@@ -246,3 +267,39 @@ def battery_phantom(size_vox: int = 256, voxel_size_nm: float = 7.5, seed: int =
             "features": features,
         },
     )
+
+
+def _add_disc_pairs(
+    zn: np.ndarray, mn: np.ndarray, features: list[dict], comp: tuple[float, float],
+    z_mid: float, band_half: float, c_xy: float, r_pillar: float, x_min: float,
+    voxel_size_nm: float,
+) -> None:
+    """Pairs of square discs of thickness ``w`` and gap ``w`` stacked along the rotation
+    axis, on the slice centre row ``y = c`` from the pillar's right edge leftwards, to
+    the right of ``x_min`` (where the rod and sphere rows end), so that near 0 degrees
+    (rays along y) their projections overlap no other feature."""
+    x_right = c_xy + r_pillar - 2.0
+    for w_nm in DISC_WIDTHS_NM:
+        w = int(round(w_nm / voxel_size_nm))
+        if w < 1 or abs(w * voxel_size_nm - w_nm) > 0.25 * voxel_size_nm or 1.5 * w > band_half:
+            continue
+        side = 2 * w + 4  # disc edge (voxels)
+        x1 = int(math.floor(x_right))
+        x0 = x1 - side
+        y0 = int(round(c_xy - side / 2.0))
+        if x0 < x_min + 2 or math.hypot(side / 2.0, max(abs(x0 - c_xy), abs(x1 - c_xy))) > r_pillar - 1.0:
+            break
+        z0 = int(round(z_mid - 1.5 * w))
+        for z_start in (z0, z0 + 2 * w):
+            zn[z_start : z_start + w, y0 : y0 + side, x0:x1] = comp[0]
+            mn[z_start : z_start + w, y0 : y0 + side, x0:x1] = comp[1]
+        yc, xc = (y0 + side / 2.0) * voxel_size_nm, (x0 + side / 2.0) * voxel_size_nm
+        features.append(
+            {"kind": "disc_pair", "width_nm": w * voxel_size_nm, "gap_nm": w * voxel_size_nm,
+             "width_vox": w, "side_vox": side, "direction": "axial",
+             "separation_nm": 2 * w * voxel_size_nm,
+             "centre_vox": [float(z0 + 1.5 * w - 0.5), float(y0 + (side - 1) / 2.0), float(x0 + (side - 1) / 2.0)],
+             "centres_nm": [[(z0 + 0.5 * w) * voxel_size_nm, yc, xc], [(z0 + 2.5 * w) * voxel_size_nm, yc, xc]],
+             "along": [0.0, 0.0, 1.0], "half_length_nm": (side / 2.0 - 1.0) * voxel_size_nm}
+        )
+        x_right = x0 - max(w, 3)

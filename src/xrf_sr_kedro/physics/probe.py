@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from xrf_sr_kedro.types import ProbeIntensity
+from xrf_sr_kedro.validation import positive_float, positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -22,19 +23,10 @@ HC_KEV_NM = 1.239841984  # h*c in keV nm: wavelength_nm = HC_KEV_NM / energy_kev
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
-def _positive(name: str, value: float) -> float:
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return value
-
-
 def _size(name: str, value: int | None) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-    return int(value)
+    return positive_int(name, value)
 
 
 # --------------------------------------------------------------------------- FWHM
@@ -77,7 +69,7 @@ def probe_fwhm_xy_nm(probe: ProbeIntensity | np.ndarray, pixel_size_nm: float | 
             raise ValueError(f"probe must be 2-D, got shape {p.shape}")
         if pixel_size_nm is None:
             raise ValueError("pixel_size_nm is required when probe is a plain array")
-        px = _positive("pixel_size_nm", pixel_size_nm)
+        px = positive_float("pixel_size_nm", pixel_size_nm)
     iy, ix = np.unravel_index(int(np.argmax(p)), p.shape)
     return _profile_fwhm_px(p[iy, :]) * px, _profile_fwhm_px(p[:, ix]) * px
 
@@ -126,8 +118,8 @@ def gaussian_probe(fwhm_nm: float, pixel_size_nm: float, size_px: int | None = N
     ProbeIntensity
         Centred on the grid's geometric centre; sums to 1.
     """
-    fwhm_nm = _positive("fwhm_nm", fwhm_nm)
-    pixel_size_nm = _positive("pixel_size_nm", pixel_size_nm)
+    fwhm_nm = positive_float("fwhm_nm", fwhm_nm)
+    pixel_size_nm = positive_float("pixel_size_nm", pixel_size_nm)
     size_px = _size("size_px", size_px)
     sigma_px = fwhm_nm / FWHM_PER_SIGMA / pixel_size_nm
     if size_px is None:
@@ -200,10 +192,10 @@ def zone_plate_probe(
     ProbeIntensity
         With the optics parameters, focal length (mm) and FWHM in ``metadata``.
     """
-    dr = _positive("outer_zone_width_nm", outer_zone_width_nm)
-    d_nm = _positive("diameter_um", diameter_um) * 1e3
-    energy_kev = _positive("energy_kev", energy_kev)
-    pixel_size_nm = _positive("pixel_size_nm", pixel_size_nm)
+    dr = positive_float("outer_zone_width_nm", outer_zone_width_nm)
+    d_nm = positive_float("diameter_um", diameter_um) * 1e3
+    energy_kev = positive_float("energy_kev", energy_kev)
+    pixel_size_nm = positive_float("pixel_size_nm", pixel_size_nm)
     size_px = _size("size_px", size_px)
     pupil_samples = _size("pupil_samples", pupil_samples)
     stop_nm = float(central_stop_um) * 1e3
@@ -322,7 +314,7 @@ def probe_from_modes(
         raise ValueError(f"modes must have shape (h, w) or (k, h, w), got {np.shape(modes)}")
     if not np.all(np.isfinite(m)):
         raise ValueError("modes contain NaN or inf")
-    pixel_size_nm = _positive("pixel_size_nm", pixel_size_nm)
+    pixel_size_nm = positive_float("pixel_size_nm", pixel_size_nm)
     size_px = _size("size_px", size_px)
     intensity = np.sum(np.abs(m.astype(np.complex128)) ** 2, axis=0)
     if intensity.sum() <= 0:
@@ -330,7 +322,7 @@ def probe_from_modes(
     total = intensity.sum()
     out_px = pixel_size_nm
     if target_pixel_size_nm is not None:
-        out_px = _positive("target_pixel_size_nm", target_pixel_size_nm)
+        out_px = positive_float("target_pixel_size_nm", target_pixel_size_nm)
         if not math.isclose(out_px, pixel_size_nm, rel_tol=1e-9):
             intensity = _resample_flux(intensity, pixel_size_nm, out_px)
     kept = 1.0
@@ -369,7 +361,7 @@ def resample_probe(probe: ProbeIntensity, pixel_size_nm: float) -> ProbeIntensit
     enhanced from 150 nm real data (37.5 nm pixels) with a 7.5 nm ptychography probe.
     Returns ``probe`` itself when the pixel sizes already agree.
     """
-    pixel_size_nm = _positive("pixel_size_nm", pixel_size_nm)
+    pixel_size_nm = positive_float("pixel_size_nm", pixel_size_nm)
     if math.isclose(pixel_size_nm, probe.pixel_size_nm, rel_tol=1e-6):
         return probe
     intensity = _resample_flux(probe.intensity.astype(np.float64), probe.pixel_size_nm, pixel_size_nm)
@@ -378,3 +370,15 @@ def resample_probe(probe: ProbeIntensity, pixel_size_nm: float) -> ProbeIntensit
         pixel_size_nm,
         {**probe.metadata, "resampled_from_pixel_size_nm": probe.pixel_size_nm},
     )
+
+
+def unit_probe(probe_intensity: np.ndarray | ProbeIntensity) -> np.ndarray:
+    """The probe intensity as a unit-sum float64 array (a ProbeIntensity is already unit-sum)."""
+    if isinstance(probe_intensity, ProbeIntensity):
+        return probe_intensity.intensity.astype(np.float64)
+    probe = np.asarray(probe_intensity, dtype=np.float64)
+    if probe.ndim != 2:
+        raise ValueError(f"probe_intensity must be 2-D, got shape {probe.shape}")
+    if not np.all(np.isfinite(probe)) or np.any(probe < 0) or probe.sum() <= 0:
+        raise ValueError("probe_intensity must be finite, non-negative, with a positive sum")
+    return probe / probe.sum()

@@ -8,7 +8,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .projector import ParallelBeamProjector, _as_angles, default_device
+from xrf_sr_kedro.device import default_device
+
+from .angles import as_angles_deg
+from .projector import ParallelBeamProjector
 
 __all__ = ["fbp", "ramp_filter", "FILTERS"]
 
@@ -73,7 +76,7 @@ def fbp(
     -------
     Tensor, shape (n_slices, n, n), on ``device``.
     """
-    angles = _as_angles(angles_deg)
+    angles = as_angles_deg(angles_deg)
     s = torch.as_tensor(sino)
     if s.ndim != 3:
         raise ValueError(f"sino must be 3-D (n_slices, n_angles, n_det), got shape {tuple(s.shape)}")

@@ -3,8 +3,8 @@
 All algorithms work on a batch of slices at once (sinograms of shape
 ``(n_slices, n_angles, n_det)``), keep the estimate non-negative, show a
 per-iteration progress bar, and run unchanged on CPU or GPU: the device is the
-projector's.  :func:`reconstruct` is the entry point for whole projection
-stacks in Data Exchange order.
+projector's.  :func:`xrf_sr_kedro.tomo.recon.reconstruct` is the entry point
+for whole projection stacks in Data Exchange order.
 
 Ordered subsets are interleaved: subset ``k`` of ``n_subsets`` holds the angles
 ``k, k + n_subsets, k + 2 n_subsets, ...``, which keeps each subset spread over
@@ -22,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .fbp import fbp
-from .projector import ParallelBeamProjector, _as_angles, default_device
+from .projector import ParallelBeamProjector
 
 logger = logging.getLogger(__name__)
 
@@ -32,16 +31,22 @@ __all__ = [
     "osem",
     "ospml_quad",
     "penalised_objective",
-    "reconstruct",
+    "check_n_iter",
+    "check_nonnegative",
+    "subset_indices",
     "ALGORITHMS",
     "DEFAULT_N_ITER",
+    "DEFAULT_N_SUBSETS",
+    "DEFAULT_REG_PAR",
 ]
 
 ALGORITHMS = ("fbp", "sirt", "osem", "ospml_quad")
 Algorithm = Literal["fbp", "sirt", "osem", "ospml_quad"]
 DEFAULT_N_ITER = {"fbp": 0, "sirt": 100, "osem": 10, "ospml_quad": 10}
 DEFAULT_N_SUBSETS = 10
-DEFAULT_REG_PAR = 0.1
+# One source for the quadratic penalty weight: the pipeline's parameters file and
+# ReconSettings use the same 0.01 (counts-scale data of the paper's maps).
+DEFAULT_REG_PAR = 0.01
 
 # Neighbour weights of TomoPy's ospml_quad for interior pixels: the 4 face
 # neighbours weigh 1 and the 4 diagonal ones 1/sqrt(2), normalised to sum 1.
@@ -61,13 +66,15 @@ def _prepare(sino: Any, projector: ParallelBeamProjector) -> torch.Tensor:
     return s.to(device=projector.device, dtype=projector.dtype)
 
 
-def _check_iter(n_iter: int) -> int:
+def check_n_iter(n_iter: int) -> int:
+    """``n_iter`` as an int; ValueError unless it is a non-negative integer."""
     if int(n_iter) != n_iter or n_iter < 0:
         raise ValueError(f"n_iter must be a non-negative integer, got {n_iter!r}")
     return int(n_iter)
 
 
-def _subsets(n_angles: int, n_subsets: int) -> list[np.ndarray]:
+def subset_indices(n_angles: int, n_subsets: int) -> list[np.ndarray]:
+    """Interleaved angle indices of each ordered subset (ValueError for a bad count)."""
     if int(n_subsets) != n_subsets or not 1 <= n_subsets <= n_angles:
         raise ValueError(
             f"n_subsets must be an integer between 1 and n_angles={n_angles}, got {n_subsets!r}"
@@ -75,13 +82,14 @@ def _subsets(n_angles: int, n_subsets: int) -> list[np.ndarray]:
     return [np.arange(k, n_angles, int(n_subsets)) for k in range(int(n_subsets))]
 
 
-def _check_nonnegative(s: torch.Tensor, algorithm: str) -> None:
+def check_nonnegative(s: torch.Tensor, algorithm: str) -> None:
+    """ValueError naming ``algorithm`` when the data ``s`` has negative values."""
     if bool((s < 0).any()):
         n_neg = int((s < 0).sum())
         raise ValueError(
             f"{algorithm} is a maximum-likelihood (Poisson) method and needs non-negative "
             f"data, but the sinogram has {n_neg} negative value(s) (min {float(s.min()):.4g}); "
-            "clip them (np.clip(data, 0, None), or clip_negative=True in reconstruct) or use "
+            "clip them (np.clip(data, 0, None), or clip_negative=True in tomo.recon.reconstruct) or use "
             "'sirt' / 'fbp'"
         )
 
@@ -124,7 +132,7 @@ def sirt(
     Tensor (n_slices, N, N) on the projector's device.
     """
     y = _prepare(sino, projector)
-    n_iter = _check_iter(n_iter)
+    n_iter = check_n_iter(n_iter)
     n_slices, n = y.shape[0], projector.n
     one_img = torch.ones((1, n, n), device=y.device, dtype=y.dtype)
     row = _safe_div(torch.ones_like(y[:1]), projector.forward(one_img))
@@ -156,7 +164,7 @@ def _ml_start(
 
 
 def _os_setup(y, projector, n_subsets):
-    subsets = _subsets(projector.n_angles, n_subsets)
+    subsets = subset_indices(projector.n_angles, n_subsets)
     subprojs = [projector.subset(idx) for idx in subsets]
     ys = [y[:, idx] for idx in subsets]
     sens = [
@@ -181,8 +189,8 @@ def osem(
     stays non-negative.
     """
     y = _prepare(sino, projector)
-    n_iter = _check_iter(n_iter)
-    _check_nonnegative(y, "osem")
+    n_iter = check_n_iter(n_iter)
+    check_nonnegative(y, "osem")
     subprojs, ys, sens = _os_setup(y, projector, n_subsets)
     x = _ml_start(y, sens, projector.n, x0)
     for _ in _bar(n_iter, "OSEM" if n_subsets > 1 else "MLEM", progress):
@@ -287,11 +295,11 @@ def ospml_quad(
     D. Gursoy et al. (2014), J. Synchrotron Rad. 21, 1188-1193 (TomoPy).
     """
     y = _prepare(sino, projector)
-    n_iter = _check_iter(n_iter)
+    n_iter = check_n_iter(n_iter)
     reg_par = float(reg_par)
     if not math.isfinite(reg_par) or reg_par < 0:
         raise ValueError(f"reg_par must be a non-negative finite number, got {reg_par!r}")
-    _check_nonnegative(y, "ospml_quad")
+    check_nonnegative(y, "ospml_quad")
     subprojs, ys, sens = _os_setup(y, projector, n_subsets)
     x = _ml_start(y, sens, projector.n, x0)
     kernel = _neighbour_kernel(y.dtype, y.device)
@@ -316,109 +324,3 @@ def ospml_quad(
             x = torch.where(pos, stable, direct, out=stable).clamp_(min=0)
             del e_coef, g_coef, den, disc, direct, pos
     return x
-
-
-def reconstruct(
-    projections: np.ndarray,
-    angles_deg: Any,
-    algorithm: Algorithm = "ospml_quad",
-    n_iter: int | None = None,
-    n_subsets: int | None = None,
-    reg_par: float = DEFAULT_REG_PAR,
-    center_offset_px: float = 0.0,
-    n: int | None = None,
-    slice_batch: int = 32,
-    device: str | torch.device | None = None,
-    filter_name: str = "ramp",
-    clip_negative: bool = False,
-    progress: bool = True,
-) -> np.ndarray:
-    """Reconstruct a projection stack in Data Exchange order, slice batch by batch.
-
-    Parameters
-    ----------
-    projections : ndarray, shape (n_angles, n_rows, n_cols)
-        Projections (line integrals or XRF counts); rows lie along the rotation
-        axis and become the slices of the volume.
-    angles_deg : array_like, shape (n_angles,)
-        Projection angles in degrees (see :mod:`.projector` for the convention).
-    algorithm : {"fbp", "sirt", "osem", "ospml_quad"}
-    n_iter : int, optional
-        Iterations (default ``DEFAULT_N_ITER[algorithm]``); ignored by FBP.
-    n_subsets : int, optional
-        Ordered subsets for OSEM/OSPML (default ``min(10, n_angles)``).
-    reg_par : float
-        Quadratic penalty weight of ``ospml_quad`` (TomoPy's ``reg_par``); in the
-        units of the data, so scale it with the signal level.
-    center_offset_px : float
-        Rotation axis minus detector centre, pixels (TomoPy ``center - n_cols/2``).
-    n : int, optional
-        Edge of the reconstructed slices in voxels (default ``n_cols``).
-    slice_batch : int
-        Slices reconstructed together; bounds memory.
-    device : optional
-        Default ``cuda`` if available else ``cpu``.
-    filter_name : str
-        FBP filter window.
-    clip_negative : bool
-        Clip negative data to zero for the maximum-likelihood methods instead of
-        raising.
-    progress : bool
-        Show progress bars.
-
-    Returns
-    -------
-    ndarray, shape (n_rows, n, n), float32
-    """
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
-    proj = np.asarray(projections)
-    if proj.ndim != 3:
-        raise ValueError(
-            f"projections must be 3-D (n_angles, n_rows, n_cols), got shape {proj.shape}"
-        )
-    angles = _as_angles(angles_deg)
-    if angles.shape[0] != proj.shape[0]:
-        raise ValueError(
-            f"projections has {proj.shape[0]} angles (axis 0) but angles_deg has "
-            f"{angles.shape[0]} entries"
-        )
-    if not np.all(np.isfinite(proj)):
-        raise ValueError("projections contains NaN or inf values")
-    if int(slice_batch) != slice_batch or slice_batch < 1:
-        raise ValueError(f"slice_batch must be a positive integer, got {slice_batch!r}")
-    n_angles, n_rows, n_cols = proj.shape
-    n = n_cols if n is None else int(n)
-    n_iter = DEFAULT_N_ITER[algorithm] if n_iter is None else _check_iter(n_iter)
-    n_subsets = min(DEFAULT_N_SUBSETS, n_angles) if n_subsets is None else n_subsets
-    if algorithm in ("osem", "ospml_quad"):
-        _subsets(n_angles, n_subsets)  # validate early
-        if clip_negative:
-            proj = np.clip(proj, 0, None)
-        else:
-            _check_nonnegative(torch.as_tensor(proj), algorithm)
-    device = torch.device(device) if device is not None else default_device()
-    projector = ParallelBeamProjector(
-        n, angles, n_det=n_cols, center_offset_px=center_offset_px, device=device
-    )
-    out = np.empty((n_rows, n, n), dtype=np.float32)
-    starts = range(0, n_rows, int(slice_batch))
-    logger.info(
-        "reconstructing %d slices of %dx%d from %d angles with %s", n_rows, n, n, n_angles,
-        algorithm,
-    )
-    for r0 in tqdm(starts, desc=f"{algorithm} slice batches", disable=None if progress else True):
-        r1 = min(r0 + int(slice_batch), n_rows)
-        sino = torch.from_numpy(
-            np.ascontiguousarray(proj[:, r0:r1, :].transpose(1, 0, 2), dtype=np.float32)
-        )
-        if algorithm == "fbp":
-            rec = fbp(sino, angles, n=n, filter_name=filter_name, projector=projector)
-        elif algorithm == "sirt":
-            rec = sirt(sino, projector, n_iter, progress=progress)
-        elif algorithm == "osem":
-            rec = osem(sino, projector, n_iter, n_subsets, progress=progress)
-        else:
-            rec = ospml_quad(sino, projector, n_iter, n_subsets, reg_par, progress=progress)
-        out[r0:r1] = rec.detach().cpu().numpy()
-    return out

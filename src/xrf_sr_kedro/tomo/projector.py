@@ -66,7 +66,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from xrf_sr_kedro.device import default_device
+
 from . import joseph
+from .angles import as_angles_deg as _as_angles
 
 logger = logging.getLogger(__name__)
 
@@ -79,26 +82,6 @@ METHODS = ("auto", "matrix", "matrix_free")
 _CACHE: OrderedDict[tuple[Any, ...], list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
 _CACHE_MAX_ENTRIES = 24
 _ENTRIES_PER_CHUNK = 4_000_000
-
-
-def default_device() -> torch.device:
-    """``cuda`` when a GPU is present, otherwise ``cpu``."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def _as_angles(angles_deg: Any) -> np.ndarray:
-    angles = np.asarray(angles_deg, dtype=np.float64)
-    if angles.ndim != 1 or angles.size == 0:
-        raise ValueError(
-            f"angles_deg must be a non-empty 1-D sequence of degrees, got shape {angles.shape}"
-        )
-    bad = ~np.isfinite(angles)
-    if bad.any():
-        raise ValueError(
-            f"angles_deg contains {int(bad.sum())} NaN/inf value(s) at index "
-            f"{np.flatnonzero(bad)[:5].tolist()}"
-        )
-    return angles
 
 
 def _joseph_coo(

@@ -5,6 +5,11 @@ validation against bicubic upsampling, an atomic checkpoint every epoch, exact
 resume, mixed precision on CUDA and DistributedDataParallel under ``torchrun``.
 The caller logs to MLflow from the returned history (or live through
 ``on_epoch_end``); this module imports no tracking or pipeline framework.
+What a checkpoint holds and how a run resumes live in
+:mod:`xrf_sr_kedro.training.checkpointing`; :mod:`xrf_sr_kedro.training.stage` runs
+one pipeline stage (fit, history, example figure).  ``lr`` names low-resolution
+data only; the learning rate is spelled out (history key ``"lr"`` excepted, kept
+for checkpoint compatibility).
 
 The paper's schedule (section 3B): Adam(0.9, 0.999), learning rate 1e-4 halved
 after the first 100 epochs and then every 50 epochs, 250 epochs; fine-tuning at a
@@ -16,29 +21,28 @@ from __future__ import annotations
 import logging
 import math
 import os
-import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from xrf_sr_kedro.io.checkpoint import (
-    FORMAT_VERSION,
-    config_from_checkpoint,
-    describe_config_difference,
-    load_checkpoint,
-    save_checkpoint,
-    strip_module_prefix,
-)
+from xrf_sr_kedro.device import resolve_device
+from xrf_sr_kedro.io.checkpoint import save_checkpoint
 from xrf_sr_kedro.metrics.image import bicubic_upsample, psnr, ssim
-from xrf_sr_kedro.models.dual_branch import DualBranchConfig, preset_name
+from xrf_sr_kedro.models.dual_branch import DualBranchConfig
+from xrf_sr_kedro.training.checkpointing import (
+    BEST_NAME,
+    HISTORY_KEYS,
+    LAST_NAME,
+    make_checkpoint,
+    resume_or_initialise,
+)
 from xrf_sr_kedro.training.data import PatchPairDataset, make_train_loader
 from xrf_sr_kedro.training.distributed import (
     DistributedContext,
@@ -52,20 +56,6 @@ from xrf_sr_kedro.types import PatchPairs
 
 logger = logging.getLogger(__name__)
 
-LAST_NAME = "last.pt"
-BEST_NAME = "best.pt"
-
-#: Per-epoch entries of ``checkpoint["history"]`` (NaN where not validated).
-HISTORY_KEYS = (
-    "epoch",
-    "train_l1",
-    "lr",
-    "val_psnr",
-    "val_ssim",
-    "bicubic_psnr",
-    "bicubic_ssim",
-    "epoch_time_s",
-)
 
 
 @dataclass(frozen=True)
@@ -142,75 +132,11 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 }
 
 
-def lr_factor(epoch: int, cfg: TrainConfig) -> float:
+def learning_rate_factor(epoch: int, cfg: TrainConfig) -> float:
     """Learning-rate multiplier during 0-based ``epoch`` (1, then ``lr_gamma**k``)."""
     if epoch < cfg.lr_first_decay_epoch:
         return 1.0
     return cfg.lr_gamma ** (1 + (epoch - cfg.lr_first_decay_epoch) // cfg.lr_decay_every)
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``device``, or CUDA when available else CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _to_cpu(obj: Any) -> Any:
-    """A detached CPU copy of every tensor in a nested structure."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_cpu(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_to_cpu(v) for v in obj)
-    return obj
-
-
-def _rng_state() -> dict[str, Any]:
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": {
-            "name": str(name),
-            "keys": [int(k) for k in keys],
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached),
-        },
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state(
-        (n["name"], np.asarray(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"],
-         n["cached_gaussian"])
-    )
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def checkpoint_label(checkpoint: dict[str, Any]) -> str:
-    """How a checkpoint is named as the ``parent`` of a fine-tuning run.
-
-    Its ``"path"`` entry when the loader added one, else a description.
-    """
-    if checkpoint.get("path"):
-        return str(checkpoint["path"])
-    return (
-        f"preset={checkpoint.get('preset')}, epoch={checkpoint.get('epoch')}, "
-        f"training_data={checkpoint.get('training_data', '')!r}"
-    )
 
 
 def _check_model(model: nn.Module) -> DualBranchConfig:
@@ -262,22 +188,22 @@ def evaluate(
     sums = {"val_psnr": 0.0, "val_ssim": 0.0, "bicubic_psnr": 0.0, "bicubic_ssim": 0.0}
     try:
         for start in range(0, len(pairs), batch_size):
-            lr = torch.from_numpy(pairs.lr[start : start + batch_size]).to(device)
-            hr = torch.from_numpy(pairs.hr[start : start + batch_size])
+            low_res = torch.from_numpy(pairs.lr[start : start + batch_size]).to(device)
+            high_res = torch.from_numpy(pairs.hr[start : start + batch_size])
             with torch.autocast(
                 device.type,
                 dtype=autocast_dtype or torch.bfloat16,
                 enabled=autocast_dtype is not None,
             ):
-                sr = model(lr)
+                sr = model(low_res)
             sr = sr.float().clamp_(0, 1).cpu()
-            bic = bicubic_upsample(lr.cpu(), scale).clamp_(0, 1) if include_bicubic else None
-            for i in range(hr.shape[0]):
-                sums["val_psnr"] += psnr(sr[i], hr[i])
-                sums["val_ssim"] += ssim(sr[i : i + 1], hr[i : i + 1])
+            bic = bicubic_upsample(low_res.cpu(), scale).clamp_(0, 1) if include_bicubic else None
+            for i in range(high_res.shape[0]):
+                sums["val_psnr"] += psnr(sr[i], high_res[i])
+                sums["val_ssim"] += ssim(sr[i : i + 1], high_res[i : i + 1])
                 if bic is not None:
-                    sums["bicubic_psnr"] += psnr(bic[i], hr[i])
-                    sums["bicubic_ssim"] += ssim(bic[i : i + 1], hr[i : i + 1])
+                    sums["bicubic_psnr"] += psnr(bic[i], high_res[i])
+                    sums["bicubic_ssim"] += ssim(bic[i : i + 1], high_res[i : i + 1])
     finally:
         model.train(was_training)
     n = len(pairs)
@@ -323,7 +249,7 @@ def fit(
     init_checkpoint : dict, optional
         Fine-tuning: a pretrained checkpoint whose weights (only) initialise the
         model; its config must equal the model's.  Recorded as ``"parent"``
-        (:func:`checkpoint_label`).  The learning rate is ``cfg.learning_rate``.
+        (:func:`~xrf_sr_kedro.training.checkpointing.checkpoint_label`).  The learning rate is ``cfg.learning_rate``.
     device : str, optional
         Defaults to CUDA when available, else CPU (under ``torchrun`` with GPUs,
         ``cuda:LOCAL_RANK``).
@@ -337,7 +263,8 @@ def fit(
     -------
     dict
         The final checkpoint (see :mod:`xrf_sr_kedro.io.checkpoint`), with
-        ``history`` lists keyed by :data:`HISTORY_KEYS`.
+        ``history`` lists keyed by
+        :data:`~xrf_sr_kedro.training.checkpointing.HISTORY_KEYS`.
 
     Notes
     -----
@@ -397,7 +324,7 @@ def _fit(
     model.to(dev)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=cfg.betas)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(e, cfg))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: learning_rate_factor(e, cfg))
     autocast_dtype: torch.dtype | None = None
     scaler: torch.amp.GradScaler | None = None
     if cfg.amp and dev.type == "cuda":
@@ -407,51 +334,15 @@ def _fit(
             autocast_dtype = torch.float16
             scaler = torch.amp.GradScaler("cuda")
 
-    history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
-    start_epoch = 0
-    parent: str | None = None
     last_path = checkpoint_dir / LAST_NAME
     best_path = checkpoint_dir / BEST_NAME
 
-    if resume and last_path.is_file():
-        ckpt = load_checkpoint(last_path)
-        trained = config_from_checkpoint(ckpt)
-        if trained != config:
-            raise ValueError(
-                f"cannot resume from {last_path}: " + describe_config_difference(trained, config)
-            )
-        _warn_train_config_change(ckpt.get("train_config", {}), cfg, last_path)
-        model.load_state_dict(strip_module_prefix(ckpt["model_state"]))
-        optimizer.load_state_dict(ckpt["optimizer_state"])
-        scheduler.load_state_dict(ckpt["scheduler_state"])
-        if scaler is not None and ckpt.get("scaler_state"):
-            scaler.load_state_dict(ckpt["scaler_state"])
-        history = {k: list(ckpt["history"].get(k, [])) for k in HISTORY_KEYS}
-        start_epoch = int(ckpt["epoch"])
-        parent = ckpt.get("parent")
-        _set_rng_state(ckpt["rng_state"])
-        if init_checkpoint is not None:
-            logger.info("resuming from %s; init_checkpoint is ignored", last_path)
-        logger.info("resumed from %s after %d completed epochs", last_path, start_epoch)
-        if start_epoch >= cfg.epochs:
-            logger.info(
-                "%s already has %d >= %d epochs; nothing to train",
-                last_path, start_epoch, cfg.epochs,
-            )
-            return ckpt
-    else:
-        if resume:
-            logger.warning("resume requested but %s does not exist; starting afresh", last_path)
-        if init_checkpoint is not None:
-            trained = config_from_checkpoint(init_checkpoint)
-            if trained != config:
-                raise ValueError(
-                    "init_checkpoint does not fit the model: "
-                    + describe_config_difference(trained, config)
-                )
-            model.load_state_dict(strip_module_prefix(init_checkpoint["model_state"]))
-            parent = checkpoint_label(init_checkpoint)
-            logger.info("fine-tuning from %s at learning rate %g", parent, cfg.learning_rate)
+    state = resume_or_initialise(
+        model, config, optimizer, scheduler, scaler, cfg, last_path, resume, init_checkpoint
+    )
+    if state.finished is not None:
+        return state.finished
+    history, start_epoch, parent = state.history, state.start_epoch, state.parent
 
     net: nn.Module = model
     if ctx.enabled:
@@ -470,7 +361,7 @@ def _fit(
         t0 = time.perf_counter()
         dataset.set_epoch(epoch)
         sampler.set_epoch(epoch)
-        lr_now = float(optimizer.param_groups[0]["lr"])
+        learning_rate_now = float(optimizer.param_groups[0]["lr"])
         train_l1 = _train_one_epoch(
             net, loader, optimizer, scaler, autocast_dtype, dev, cfg, ctx, epoch
         )
@@ -488,7 +379,8 @@ def _fit(
                     bicubic_cache = {k: result[k] for k in ("bicubic_psnr", "bicubic_ssim")}
                 metrics = {**result, **bicubic_cache}
             metrics = broadcast_from_main(metrics, ctx)
-        entry = {"epoch": float(completed), "train_l1": train_l1, "lr": lr_now, **metrics,
+        # history key "lr" is the learning rate (kept for checkpoint and MLflow compatibility)
+        entry = {"epoch": float(completed), "train_l1": train_l1, "lr": learning_rate_now, **metrics,
                  "epoch_time_s": time.perf_counter() - t0}
         for k in HISTORY_KEYS:
             history[k].append(float(entry[k]))
@@ -496,7 +388,7 @@ def _fit(
         improved = not math.isnan(entry["val_psnr"]) and entry["val_psnr"] > best_psnr
         if improved:
             best_psnr = entry["val_psnr"]
-        checkpoint = _make_checkpoint(
+        checkpoint = make_checkpoint(
             model, config, optimizer, scheduler, scaler, completed, history, cfg,
             training_data, parent, best_psnr,
         )
@@ -536,17 +428,17 @@ def _train_one_epoch(
         disable=None if ctx.is_main else True, leave=False,
     )
     try:
-        for step, (lr, hr) in enumerate(loader):
+        for step, (low_res, high_res) in enumerate(loader):
             if step >= n_batches:
                 break
-            lr = lr.to(dev, non_blocking=True)
-            hr = hr.to(dev, non_blocking=True)
+            low_res = low_res.to(dev, non_blocking=True)
+            high_res = high_res.to(dev, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(
                 dev.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None
             ):
-                out = net(lr)
-            loss = F.l1_loss(out.float(), hr)
+                out = net(low_res)
+            loss = F.l1_loss(out.float(), high_res)
             if scaler is not None:
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
@@ -554,7 +446,7 @@ def _train_one_epoch(
             else:
                 loss.backward()
                 optimizer.step()
-            n = lr.shape[0]
+            n = low_res.shape[0]
             total[0] += float(loss.detach()) * n
             total[1] += n
             bar.update(1)
@@ -565,52 +457,3 @@ def _train_one_epoch(
     return float(total[0] / max(total[1], 1.0))
 
 
-def _make_checkpoint(
-    model: nn.Module,
-    config: DualBranchConfig,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    scaler: torch.amp.GradScaler | None,
-    completed: int,
-    history: dict[str, list[float]],
-    cfg: TrainConfig,
-    training_data: str,
-    parent: str | None,
-    best_psnr: float,
-) -> dict[str, Any]:
-    latest = {k: v[-1] for k, v in history.items() if k != "epoch"}
-    latest["best_val_psnr"] = best_psnr if math.isfinite(best_psnr) else math.nan
-    return {
-        "format_version": FORMAT_VERSION,
-        "config": asdict(config),
-        "preset": preset_name(config),
-        "model_state": _to_cpu(model.state_dict()),
-        "optimizer_state": _to_cpu(optimizer.state_dict()),
-        "scheduler_state": scheduler.state_dict(),
-        "scaler_state": None if scaler is None else scaler.state_dict(),
-        "epoch": completed,
-        "metrics": latest,
-        "history": {k: list(v) for k, v in history.items()},
-        "train_config": asdict(cfg),
-        "rng_state": _rng_state(),
-        "training_data": str(training_data),
-        "parent": parent,
-    }
-
-
-def _warn_train_config_change(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
-    changed = [
-        f"{f.name}: {saved[f.name]!r} -> {getattr(cfg, f.name)!r}"
-        for f in fields(TrainConfig)
-        if f.name in saved and f.name != "epochs"
-        and _normalise(saved[f.name]) != _normalise(getattr(cfg, f.name))
-    ]
-    if changed:
-        logger.warning(
-            "resuming %s with a changed training config (%s): the result will differ "
-            "from an uninterrupted run", path, "; ".join(changed),
-        )
-
-
-def _normalise(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value

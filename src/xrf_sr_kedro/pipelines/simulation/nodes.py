@@ -7,26 +7,21 @@ Each node unpacks typed parameters and calls the framework-free domain code in
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from collections.abc import Callable
-from pathlib import PurePath
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
 
-from xrf_sr_kedro.physics.flyscan import flyscan
-from xrf_sr_kedro.physics.natural_images import load_image_as_gray, procedural_textures
-from xrf_sr_kedro.physics.noise import simulate_counts
+from xrf_sr_kedro.physics.measurement import measure_stack
+from xrf_sr_kedro.physics.natural_images import split_training_images
 from xrf_sr_kedro.physics.pairs import make_patch_pairs
 from xrf_sr_kedro.physics.phantom import battery_phantom
-from xrf_sr_kedro.physics.probe import resample_probe
 from xrf_sr_kedro.pipelines._params import validated
-from xrf_sr_kedro.tomo.reproject import even_angles_deg, reproject
+from xrf_sr_kedro.tomo.reproject import even_angles_deg, project_volume
 from xrf_sr_kedro.types import PatchPairs, ProbeIntensity, Volume, XRFStack
 
 logger = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 @validated
@@ -115,78 +110,10 @@ class PairsParams:
     seed: int = 0
 
 
-def _mean_counts(mean_counts: dict[str, float] | None, element: str) -> float:
-    if mean_counts is None:
-        return 100.0
-    if element not in mean_counts:
-        raise KeyError(
-            f"parameter mean_counts has no entry for element {element!r}; "
-            f"it has {sorted(mean_counts)}"
-        )
-    return float(mean_counts[element])
-
-
-def _flyscan_with_noise(
-    truth: XRFStack,
-    probe: ProbeIntensity,
-    step_px: int,
-    fast_axis: str,
-    mode: str,
-    n_substeps: int | None,
-    mean_counts: dict[str, float] | None,
-    background_counts: float,
-    readout_sigma_counts: float,
-    seed: int,
-) -> XRFStack:
-    """Fly-scan every element map of ``truth`` and draw photon counts."""
-    if not np.isclose(probe.pixel_size_nm, truth.pixel_size_nm, rtol=1e-3):
-        probe = resample_probe(probe, truth.pixel_size_nm)
-    rng = np.random.default_rng(seed)
-    measured = []
-    for element, maps in zip(truth.elements, truth.data):
-        expected = flyscan(
-            maps, probe.intensity, step_px, fast_axis=fast_axis, mode=mode, n_substeps=n_substeps
-        )
-        counts = simulate_counts(
-            np.clip(expected, 0, None),  # FFT round-off leaves tiny negatives
-            mean_counts=_mean_counts(mean_counts, element),
-            background_counts=background_counts,
-            readout_sigma_counts=readout_sigma_counts,
-            seed=rng,
-        )
-        # Readout noise can push an empty pixel below zero; the recorded counts
-        # are non-negative, as a detector reports them.
-        measured.append(np.clip(counts, 0, None))
-    return XRFStack(
-        data=np.stack(measured),
-        pixel_size_nm=truth.pixel_size_nm * step_px,
-        elements=truth.elements,
-        angles_deg=truth.angles_deg,
-        units="counts",
-        metadata={
-            "kind": "simulated fly-scan",
-            "truth_pixel_size_nm": truth.pixel_size_nm,
-            "step_px": step_px,
-            "fast_axis": fast_axis,
-            "scan_mode": mode,
-            "probe_fwhm_nm": probe.metadata.get("fwhm_nm"),
-            "mean_counts": mean_counts,
-            "background_counts": background_counts,
-            "readout_sigma_counts": readout_sigma_counts,
-            "noise_seed": seed,
-        },
-    )
-
-
-def _project(volume: Volume, angles_deg: np.ndarray) -> XRFStack:
-    """Parallel-beam projections of every element, in Data Exchange order."""
-    data = np.stack([reproject(v, angles_deg) for v in volume.data])
-    return XRFStack(
-        data=data * volume.voxel_size_nm,  # line integral in concentration x nm
-        pixel_size_nm=volume.voxel_size_nm,
-        elements=volume.elements,
-        angles_deg=angles_deg,
-        units="concentration*nm",
+def _truth_projections(volume: Volume, angles_deg: np.ndarray) -> XRFStack:
+    """Line integrals (concentration x nm) of every element of the phantom."""
+    return project_volume(
+        volume, angles_deg, units="concentration*nm",
         metadata={"kind": "truth projections", "source": "simulated phantom"},
     )
 
@@ -202,24 +129,18 @@ def simulate_sample(sample: SampleParams) -> Volume:
 def project_truth(truth_volume: Volume, scan: ScanParams) -> XRFStack:
     """Truth projections at the fine (voxel) pixel size, at the scan angles."""
     angles = even_angles_deg(scan.n_angles, scan.start_deg, scan.stop_deg)
-    return _project(truth_volume, angles)
+    return _truth_projections(truth_volume, angles)
 
 
 def simulate_raw_xrf(
     truth_projections: XRFStack, probe_intensity: ProbeIntensity, scan: ScanParams
 ) -> XRFStack:
     """Fly-scan every truth projection at the configured step: the raw XRF to enhance."""
-    return _flyscan_with_noise(
-        truth_projections,
-        probe_intensity,
-        scan.step_px,
-        scan.fast_axis,
-        scan.mode,
-        scan.n_substeps,
-        scan.mean_counts,
-        scan.background_counts,
-        scan.readout_sigma_counts,
-        scan.seed,
+    return measure_stack(
+        truth_projections, probe_intensity, scan.step_px, fast_axis=scan.fast_axis,
+        mode=scan.mode, n_substeps=scan.n_substeps, mean_counts=scan.mean_counts,
+        background_counts=scan.background_counts,
+        readout_sigma_counts=scan.readout_sigma_counts, seed=scan.seed,
     )
 
 
@@ -228,19 +149,12 @@ def simulate_fine_tuning_scans(
 ) -> tuple[XRFStack, XRFStack]:
     """A second region scanned at a coarse and a fine step (paper: 200 nm and 50 nm)."""
     volume = battery_phantom(region.size_vox, region.voxel_size_nm, seed=region.seed)
-    truth = _project(volume, np.linspace(region.start_deg, region.stop_deg, region.n_angles))
+    truth = _truth_projections(volume, np.linspace(region.start_deg, region.stop_deg, region.n_angles))
     scans = [
-        _flyscan_with_noise(
-            truth,
-            probe_intensity,
-            step,
-            region.fast_axis,
-            "fly",
-            None,
-            region.mean_counts,
-            region.background_counts,
-            region.readout_sigma_counts,
-            region.noise_seed + i,
+        measure_stack(
+            truth, probe_intensity, step, fast_axis=region.fast_axis,
+            mean_counts=region.mean_counts, background_counts=region.background_counts,
+            readout_sigma_counts=region.readout_sigma_counts, seed=region.noise_seed + i,
         )
         for i, step in enumerate((region.coarse_step_px, region.fine_step_px))
     ]
@@ -252,34 +166,13 @@ def collect_training_images(
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Grayscale [0, 1] images from a PNG/JPEG folder plus procedural textures.
 
-    Returns ``(train_images, validation_images)``: the last ``n_validation_images``
-    images (in sorted file order) are held out, so no validation patch shares an
-    image with a training patch.
+    Returns ``(train_images, validation_images)``, split by image, never by patch.
     """
-    loaded = []
-    for name in sorted(natural_images):
-        if PurePath(name).suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        try:
-            gray = load_image_as_gray(np.asarray(natural_images[name]()))
-        except Exception as exc:  # a corrupt or exotic file must not stop the run
-            logger.warning("Skipping image %s: %s", name, exc)
-            continue
-        if min(gray.shape) >= images.min_size_px:
-            loaded.append(gray)
-    loaded += procedural_textures(images.n_textures, images.texture_size_px, seed=images.seed)
-    if len(loaded) <= images.n_validation_images:
-        raise ValueError(
-            f"only {len(loaded)} usable images (>= {images.min_size_px} px) found; need more "
-            f"than simulation.training_images.n_validation_images={images.n_validation_images}"
-        )
-    rng = np.random.default_rng(images.seed)
-    order = rng.permutation(len(loaded))
-    n_val = images.n_validation_images
-    train = [loaded[i] for i in order[n_val:]]
-    val = [loaded[i] for i in order[:n_val]]
-    logger.info("Training images: %d for training, %d held out", len(train), len(val))
-    return train, val
+    return split_training_images(
+        natural_images, min_size_px=images.min_size_px,
+        n_validation_images=images.n_validation_images, n_textures=images.n_textures,
+        texture_size_px=images.texture_size_px, seed=images.seed,
+    )
 
 
 def make_pretraining_pairs(

@@ -3,40 +3,24 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
-from typing import Literal
+from dataclasses import asdict, replace
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from xrf_sr_kedro.inference.stack import EngineSettings, enhance_with_checkpoint
 from xrf_sr_kedro.metrics.plots import plot_orthogonal_slices
 from xrf_sr_kedro.pipelines._params import validated
-from xrf_sr_kedro.tomo.iterative import reconstruct
-from xrf_sr_kedro.tomo.reproject import even_angles_deg, reproject
-from xrf_sr_kedro.types import Volume, XRFStack
+from xrf_sr_kedro.tomo.recon import ReconSettings, reconstruct_stack
+from xrf_sr_kedro.tomo.reproject import even_angles_deg, project_volume
+from xrf_sr_kedro.types import ProbeIntensity, Volume, XRFStack
 
 logger = logging.getLogger(__name__)
 
 
-@validated
-class ReconParams:
-    """Reconstruction settings (TomoPy's ``ospml_quad`` by default).
-
-    ``elements`` selects the element lines to reconstruct (``None``: all);
-    ``slab_nm`` restricts the reconstruction to detector rows between two heights
-    (nm from the top of the projections) to bound the time on small machines;
-    ``None`` reconstructs every row.
-    """
-
-    elements: list[str] | None = None
-
-    algorithm: Literal["fbp", "sirt", "osem", "ospml_quad"] = "ospml_quad"
-    n_iter: int = 10
-    n_subsets: int = 10
-    reg_par: float = 0.01
-    center_offset_px: float = 0.0
-    slice_batch: int = 32
-    slab_nm: tuple[float, float] | None = None
+ReconParams = validated(ReconSettings)
+EngineParams = validated(EngineSettings)
 
 
 @validated
@@ -48,77 +32,14 @@ class ReprojectionParams:
     stop_deg: float = 90.0
 
 
-def _slab(stack: XRFStack, slab_nm: tuple[float, float] | None) -> XRFStack:
-    if slab_nm is None:
-        return stack
-    start, stop = (int(round(v / stack.pixel_size_nm)) for v in slab_nm)
-    rows = stack.shape_hw[0]
-    if not 0 <= start < stop <= rows:
-        raise ValueError(
-            f"parameter tomography slab_nm={list(slab_nm)} selects rows {start}:{stop}, outside "
-            f"the {rows} rows ({rows * stack.pixel_size_nm:.0f} nm) of the projections"
-        )
-    return replace(
-        stack, data=stack.data[:, :, start:stop], metadata={**stack.metadata, "slab_nm": list(slab_nm)}
-    )
-
-
-def reconstruct_stack(stack: XRFStack, recon: ReconParams) -> Volume:
+def reconstruct_volume(stack: XRFStack, recon: ReconParams) -> Volume:
     """Reconstruct every element of a projection stack (voxel = projection pixel)."""
-    if stack.angles_deg is None:
-        raise ValueError(
-            "cannot reconstruct: the stack has no rotation angles (exchange/theta); "
-            "it holds plain maps, not a tomographic series"
-        )
-    if recon.elements:
-        stack = stack.select_elements(recon.elements)
-    stack = _slab(stack, recon.slab_nm)
-    volumes = []
-    for element, projections in zip(stack.elements, stack.data):
-        logger.info(
-            "Reconstructing %s: %d projections of %dx%d px at %.2f nm (%s, %d iterations)",
-            element, *projections.shape, stack.pixel_size_nm, recon.algorithm, recon.n_iter,
-        )
-        volumes.append(
-            reconstruct(
-                projections,
-                stack.angles_deg,
-                algorithm=recon.algorithm,
-                n_iter=recon.n_iter,
-                n_subsets=recon.n_subsets,
-                reg_par=recon.reg_par,
-                center_offset_px=recon.center_offset_px,
-                slice_batch=recon.slice_batch,
-            )
-            / stack.pixel_size_nm  # line integrals (signal x nm) back to signal per voxel
-        )
-    return Volume(
-        data=np.stack(volumes),
-        voxel_size_nm=stack.pixel_size_nm,
-        elements=stack.elements,
-        units=stack.units,
-        metadata={
-            "algorithm": recon.algorithm,
-            "n_iter": recon.n_iter,
-            "n_subsets": recon.n_subsets,
-            "reg_par": recon.reg_par,
-            "n_projections": stack.n_frames,
-            "angles_deg_min": float(stack.angles_deg.min()),
-            "angles_deg_max": float(stack.angles_deg.max()),
-            "source": stack.metadata.get("kind", ""),
-            "slab_nm": None if recon.slab_nm is None else list(recon.slab_nm),
-        },
-    )
+    return reconstruct_stack(stack, **asdict(recon))
 
 
 def _reproject(volume: Volume, angles_deg: np.ndarray, kind: str) -> XRFStack:
-    data = np.stack([reproject(v, angles_deg) for v in volume.data]) * volume.voxel_size_nm
-    return XRFStack(
-        data=np.clip(data, 0, None),
-        pixel_size_nm=volume.voxel_size_nm,
-        elements=volume.elements,
-        angles_deg=angles_deg,
-        units=volume.units,
+    return project_volume(
+        volume, angles_deg, clip_negative=True,
         metadata={"kind": kind, "reconstruction": volume.metadata},
     )
 
@@ -132,6 +53,16 @@ def reproject_volume(volume: Volume, reprojection: ReprojectionParams) -> XRFSta
 def reproject_to_measured_angles(volume: Volume, measured: XRFStack) -> XRFStack:
     """Project a reconstruction at the angles of a measured stack."""
     return _reproject(volume, measured.angles_deg, f"reprojection at {measured.n_frames} measured angles")
+
+
+def enhance_reprojections(
+    reprojections: XRFStack,
+    checkpoint: dict[str, Any],
+    probe_intensity: ProbeIntensity,
+    engine: EngineParams,
+) -> XRFStack:
+    """Enhance the reprojected maps with the fine-tuned network (total signal conserved)."""
+    return enhance_with_checkpoint(reprojections, checkpoint, probe_intensity, engine)
 
 
 def every_second_projection(stack: XRFStack) -> XRFStack:

@@ -1,0 +1,148 @@
+"""One training stage as the pipelines run it: fit, MLflow-ready history, example figure.
+
+Pretraining and fine-tuning both call :func:`train_stage`; fine-tuning passes the
+pretrained checkpoint as the starting point.  Nothing here talks to MLflow: the
+returned history is the format of kedro-mlflow's ``MlflowMetricsHistoryDataset``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from xrf_sr_kedro.io.checkpoint import model_from_checkpoint
+from xrf_sr_kedro.metrics.image import bicubic_upsample
+from xrf_sr_kedro.metrics.plots import plot_side_by_side
+from xrf_sr_kedro.models.dual_branch import build_model, config_from_name, count_parameters
+from xrf_sr_kedro.training.checkpointing import CheckpointSettings
+from xrf_sr_kedro.training.loop import TrainConfig, fit
+from xrf_sr_kedro.types import PatchPairs
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["StageResult", "example_figure", "fine_tune_stage", "pretrain_stage", "train_stage"]
+
+#: (checkpoint, MLflow metric history, example figure)
+StageResult = tuple[dict[str, Any], dict[str, list[dict[str, float]]], Figure]
+
+
+def train_stage(
+    pairs: PatchPairs,
+    validation_pairs: PatchPairs,
+    model: torch.nn.Module,
+    train: TrainConfig,
+    checkpoints: CheckpointSettings,
+    training_data: str,
+    init_checkpoint: dict[str, Any] | None = None,
+    preset: str | None = None,
+) -> StageResult:
+    """Train ``model`` and return (checkpoint, MLflow metric history, example figure).
+
+    Parameters
+    ----------
+    pairs, validation_pairs : PatchPairs
+        Training and held-out patch pairs.
+    model : torch.nn.Module
+        A DualBranchSR, trained in place.
+    train : TrainConfig
+    checkpoints : CheckpointSettings
+        Directory of ``last.pt`` / ``best.pt`` and whether to resume.
+    training_data : str
+        Description stored in the checkpoint and used as the figure title.
+    init_checkpoint : dict, optional
+        Fine-tuning: the pretrained checkpoint whose weights start the run.
+    preset : str, optional
+        Preset name recorded in the checkpoint.
+
+    Returns
+    -------
+    checkpoint : dict
+    history : dict of str to list of {"value", "step"}
+        Every finite per-epoch entry (step = epoch, from 1), plus ``n_parameters``.
+    figure : Figure
+        LR input, bicubic, network output and HR truth for a few validation pairs.
+    """
+    checkpoint = fit(
+        model,
+        pairs,
+        validation_pairs,
+        train,
+        checkpoint_dir=checkpoints.directory,
+        resume=checkpoints.resume,
+        init_checkpoint=init_checkpoint,
+        training_data=training_data,
+    )
+    checkpoint["preset"] = preset
+    history = {
+        name: [{"value": float(v), "step": step} for step, v in enumerate(values, start=1) if v is not None and np.isfinite(v)]
+        for name, values in checkpoint["history"].items()
+    }
+    history["n_parameters"] = [{"value": float(count_parameters(model)), "step": 0}]
+    trained = model_from_checkpoint(checkpoint)
+    return checkpoint, history, example_figure(trained, validation_pairs, title=training_data)
+
+
+def pretrain_stage(
+    pairs: PatchPairs,
+    validation_pairs: PatchPairs,
+    preset: str,
+    train: TrainConfig,
+    checkpoints: CheckpointSettings,
+) -> StageResult:
+    """Stage 1: build preset ``preset`` and train it from scratch on simulated pairs."""
+    network = build_model(config_from_name(preset))
+    logger.info(
+        "Pretraining preset '%s' (%d parameters) on %d pairs",
+        preset,
+        count_parameters(network),
+        len(pairs),
+    )
+    source = pairs.metadata.get("source", "natural images")
+    return train_stage(
+        pairs, validation_pairs, network, train, checkpoints,
+        training_data=f"pretraining: {source}", preset=preset,
+    )
+
+
+def fine_tune_stage(
+    pretrained_model: dict[str, Any],
+    pairs: PatchPairs,
+    validation_pairs: PatchPairs,
+    train: TrainConfig,
+    checkpoints: CheckpointSettings,
+) -> StageResult:
+    """Stage 2: continue from the pretrained weights on experimental pairs."""
+    network = model_from_checkpoint(pretrained_model)
+    logger.info(
+        "Fine-tuning from the pretrained checkpoint (epoch %s) on %d pairs at learning rate %.2g",
+        pretrained_model.get("epoch"),
+        len(pairs),
+        train.learning_rate,
+    )
+    return train_stage(
+        pairs, validation_pairs, network, train, checkpoints,
+        training_data=f"fine-tuning: {pairs.lr_pixel_size_nm:.0f} nm / {pairs.hr_pixel_size_nm:.0f} nm scans",
+        init_checkpoint=pretrained_model,
+        preset=pretrained_model.get("preset"),
+    )
+
+
+def example_figure(model: torch.nn.Module, pairs: PatchPairs, title: str, n: int = 3) -> Figure:
+    """LR input, bicubic, network output and HR truth for the first ``n`` pairs."""
+    model = model.eval().cpu()
+    index = np.linspace(0, len(pairs) - 1, min(n, len(pairs))).astype(int)
+    low_res = torch.from_numpy(pairs.lr[index])
+    with torch.inference_mode():
+        sr = model(low_res).numpy()
+    bicubic = bicubic_upsample(low_res, pairs.scale).numpy()
+    panels = {}
+    for k, i in enumerate(index):
+        panels[f"#{i} LR input"] = pairs.lr[i, 0]
+        panels[f"#{i} bicubic"] = bicubic[k, 0]
+        panels[f"#{i} network"] = sr[k, 0]
+        panels[f"#{i} HR truth"] = pairs.hr[i, 0]
+    return plot_side_by_side(panels, title=f"{title}: before / after", shared_scale=False, ncols=4)

@@ -1,0 +1,55 @@
+"""Run by test_memory_cap.py in a subprocess: reconstruct a stack under a memory cap.
+
+Usage: ``python capped_recon.py STACK OUT HEADROOM_MB SLAB_SLICES``
+
+After the imports and one warm-up slab (the interpreter, torch and the projector
+cost the same for any stack), the data segment is capped at its current size plus
+``HEADROOM_MB``.  The script then checks that the cap bites (allocating the whole
+volume fails) and reconstructs the file slab by slab.  It prints ``cap_bites`` and
+``streamed_ok`` lines; any failure exits non-zero.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+
+import numpy as np
+
+from xrf_sr_kedro.io.chunked import open_stack
+from xrf_sr_kedro.tomo.recon import reconstruct
+from xrf_sr_kedro.tomo.slabs import reconstruct_slabs
+
+RECON = dict(algorithm="sirt", n_iter=2)
+
+
+def vm_data_bytes() -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmData:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmData in /proc/self/status")
+
+
+def main(stack_path: str, out_path: str, headroom_mb: float, slab_slices: int) -> None:
+    stack = open_stack(stack_path)
+    n_el, n_angles, n_rows, width = stack.shape
+    # Warm-up: same geometry and slab size, so caches and thread pools exist.
+    reconstruct(stack.read_rows(0, 0, slab_slices), stack.angles_deg, progress=False, **RECON)
+    cap = vm_data_bytes() + int(headroom_mb * 2**20)
+    resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+    volume_bytes = n_rows * width * width * 4
+    try:
+        whole = np.ones((n_rows, width, width), dtype=np.float32)
+    except MemoryError:
+        print("cap_bites: True")
+    else:
+        print(f"cap_bites: False ({whole.nbytes} bytes allocated under the cap)")
+        sys.exit(3)
+    reconstruct_slabs(
+        stack_path, out_path, slab_slices=slab_slices, parallel=None, progress=False, **RECON
+    )
+    print(f"streamed_ok: volume {volume_bytes / 2**20:.1f} MiB under {headroom_mb} MiB headroom")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]))
