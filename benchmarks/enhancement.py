@@ -15,10 +15,12 @@ Measured in one run (the machine may be shared, so compare the ratios):
 4. The accuracy cost of bf16 autocast against float32 on the same map (relative RMS
    and maximum error; with ``--checkpoint``, also for trained weights).
 
-The last two lines are ``engine_speedup_vs_naive: <x>`` and
+Both precisions are measured; ``precision_auto: <name>`` says which one
+``precision="auto"`` (the pipeline default, ``enhancement.engine.precision``) picks on
+this machine.  The last two lines are ``engine_speedup_vs_naive: <x>`` and
 ``paper_140px_s: <seconds per 140x140 map>`` for the engine as the pipeline runs it
-(``enhancement.engine.precision: bfloat16``); the float32 figures come just before
-them.  A ``CPU s`` column
+(``auto``); ``paper_140px_float32_s`` and ``engine_float32_speedup_vs_naive`` come
+just before them.  A ``CPU s`` column
 (process CPU time) is printed beside wall time because wall time on a shared
 machine varies several-fold from run to run.
 """
@@ -35,6 +37,7 @@ import torch
 from scipy import ndimage
 
 from xrf_sr_kedro.inference import enhance_maps
+from xrf_sr_kedro.inference.precision import resolve_precision
 from xrf_sr_kedro.models.dual_branch import build_model
 
 
@@ -94,9 +97,10 @@ def main() -> None:
     stack = smooth_maps(args.n_maps, 64)
     out_mpx = args.n_maps * (64 * 4) ** 2 / 1e6
     naive_loop(small, stack[:2])  # warm-up
-    enhance_maps(small, stack[:2], 4, progress=False)
+    enhance_maps(small, stack[:2], 4, precision="float32", progress=False)
     f_naive = lambda: naive_loop(small, stack)  # noqa: E731
-    f_engine = lambda: enhance_maps(small, stack, 4, progress=False)  # noqa: E731
+    f_engine = lambda: enhance_maps(small, stack, 4, precision="float32",  # noqa: E731
+                                    progress=False)
     t_naive, _ = timed(f_naive, args.repeats)
     t_engine, _ = timed(f_engine, args.repeats)
     rows.append((f"naive loop, small, {args.n_maps} x 64x64", t_naive,
@@ -116,12 +120,13 @@ def main() -> None:
     one = smooth_maps(1, 140, seed=1)
     x = torch.from_numpy((one[0] - one.min()) / (one.max() - one.min()))[None, None]
     f_plain = lambda: paper(x)  # noqa: E731
-    f_paper = lambda: enhance_maps(paper, one, 4, progress=False)  # noqa: E731
+    f_paper = lambda: enhance_maps(paper, one, 4, precision="float32",  # noqa: E731
+                                   progress=False)
     f_bf16 = lambda: enhance_maps(paper, one, 4, precision="bfloat16", progress=False)  # noqa: E731
     with torch.inference_mode():
         paper(x[..., :32, :32])  # warm-up
         t_plain, y_plain = timed(f_plain, args.repeats)
-    enhance_maps(paper, one[:, :32, :32], 4, progress=False)  # warm-up
+    enhance_maps(paper, one[:, :32, :32], 4, precision="float32", progress=False)  # warm-up
     enhance_maps(paper, one[:, :32, :32], 4, precision="bfloat16", progress=False)
     t_paper, res_paper = timed(f_paper, args.repeats)
     t_bf16, res_bf16 = timed(f_bf16, args.repeats)
@@ -147,12 +152,13 @@ def main() -> None:
     print(f"engine float32 vs plain forward (paper, 140 px): max rel diff {eng_err:.2e}")
     print(f"bf16 autocast accuracy cost (paper, untrained): rel RMS {rms_rel:.2e}, "
           f"max rel {max_rel:.2e}; speed x{t_paper / t_bf16:.2f} vs float32 engine "
-          f"(bf16 is the pipeline default, enhancement.engine.precision)")
+          f"(the pipeline default precision is auto, enhancement.engine.precision)")
     if args.checkpoint:
         from xrf_sr_kedro.io.checkpoint import load_checkpoint, model_from_checkpoint
 
         trained = model_from_checkpoint(load_checkpoint(args.checkpoint))
-        a = enhance_maps(trained, one, 4, progress=False).data.astype(np.float64)
+        a = enhance_maps(trained, one, 4, precision="float32",
+                         progress=False).data.astype(np.float64)
         b = enhance_maps(trained, one, 4, precision="bfloat16", progress=False).data
         print(f"bf16 accuracy cost with {args.checkpoint}: rel RMS "
               f"{np.sqrt(np.mean((b - a) ** 2)) / np.sqrt(np.mean(a ** 2)):.2e}")
@@ -163,12 +169,18 @@ def main() -> None:
     print(f"small preset output throughput: engine {out_mpx / t_engine:.3f} Mpx/s, "
           f"naive {out_mpx / t_naive:.3f} Mpx/s")
     print(f"paper preset output throughput: engine {mpx_140 / t_paper:.3f} Mpx/s")
-    # Headlines: the engine as the pipeline ships it (conf/base: precision bfloat16,
-    # whose accuracy cost is printed above); float32 figures first, for reference.
+    # Headlines: the engine as the pipeline ships it (conf/base: precision auto, which
+    # picks bf16 only where it is native); float32 figures first, for reference.
+    auto = resolve_precision("auto", "cpu")
+    t_small_auto = t_small_bf16 if auto == "bfloat16" else t_engine
+    t_paper_auto = t_bf16 if auto == "bfloat16" else t_paper
     print(f"engine_float32_speedup_vs_naive: {speedup:.2f}")
+    print(f"engine_bfloat16_speedup_vs_naive: {t_naive / t_small_bf16:.2f}")
+    print(f"paper_140px_bfloat16_s: {t_bf16:.3f}")
+    print(f"precision_auto: {auto}")
     print(f"paper_140px_float32_s: {t_paper:.3f}")
-    print(f"engine_speedup_vs_naive: {t_naive / t_small_bf16:.2f}")
-    print(f"paper_140px_s: {t_bf16:.3f}")
+    print(f"engine_speedup_vs_naive: {t_naive / t_small_auto:.2f}")
+    print(f"paper_140px_s: {t_paper_auto:.3f}")
 
 
 if __name__ == "__main__":

@@ -6,13 +6,35 @@ Every method gets the same sinogram, mapped to its own angle/detector
 convention (found by matching its forward projection of the truth).  Prints a
 table (time, RMSE against the truth) and the headline lines.
 
-Run: PYTHONPATH=src python benchmarks/tomography.py  (ASTRA rows need
-astra-toolbox; they are skipped with a message when it is not importable).
+Then, at 128, 512 and 2048 px (36 angles, 10 subsets), one OSPML iteration of
+``ospml_quad`` on a batch of slices with the project's projector (``method="auto"``:
+the sparse matrix where it fits, matrix-free above) against the *same* iteration
+with ASTRA's CPU ``linear`` (Joseph) projector plugged in as the projector (ASTRA
+works one slice at a time and single-threaded); time per slice-iteration and
+peak memory (RSS growth of a fresh process per case, inputs included).  Last, a
+1750 px, 36-angle, 8-slice timed iteration projects the time of the real-size case
+(51 slices, 10 iterations) from it.
+
+The last lines are ``ospml_2048px_time_ratio_vs_astra: <x>`` (ours over ASTRA's,
+per slice and iteration; goal <= 2) and ``ospml_2048px_peak_gb_per_8_slices: <x>``
+(goal < 1).
+
+Run: PYTHONPATH=src python benchmarks/tomography.py [--skip-scale]
+(ASTRA rows need astra-toolbox, the ``bench`` extra; they are skipped with a
+message when it is not importable; ``_astra_cpu`` stands in for the CUDA runtime
+its wheel links even for the CPU code).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,6 +42,9 @@ from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, iradon_sart, radon, resize
 
 from xrf_sr_kedro.tomo import ParallelBeamProjector, fbp, ospml_quad, sirt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _astra_cpu import import_astra  # noqa: E402
 
 N, N_ANGLES, N_ITER_SIRT, REG_PAR, N_SUBSETS = 128, 90, 100, 0.1, 10
 torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -63,7 +88,7 @@ def best_mapping(forward, truth, sino, angles_deg):
     return best
 
 
-def main() -> None:
+def small_problem() -> None:
     angles, truth, sino = make_problem()
     rows = []
     dev = "cpu"
@@ -71,7 +96,7 @@ def main() -> None:
 
     # --- project
     proj = ParallelBeamProjector(N, angles, device=dev)
-    _, t_build = timed(proj._get_blocks)
+    _, t_build = timed(proj._get_blocks)  # the matrix path: it fits at 128 px
     rec, t = timed(fbp, sino_t, angles, projector=proj)
     rows.append(("project FBP (ramp)", t, rmse(rec[0], truth), ""))
     rec, t_sirt = timed(sirt, sino_t, proj, N_ITER_SIRT, progress=False)
@@ -101,7 +126,7 @@ def main() -> None:
     astra_sirt_rmse = float("nan")
     t_astra_sirt = float("nan")
     try:
-        import astra
+        astra = import_astra()
     except ImportError as exc:
         print(f"astra-toolbox not importable ({exc}); skipping ASTRA rows")
         astra = None
@@ -156,6 +181,137 @@ def main() -> None:
     print(f"sirt_rmse: {sirt_rmse:.5f}")
     print(f"astra_sirt_rmse: {astra_sirt_rmse:.5f}")
     print(f"ospml_rmse_at_sirt_time: {ospml_rmse:.5f}")
+
+
+# ----------------------------------------------------------------- scale comparison
+SCALE_ANGLES, SCALE_SUBSETS = 36, 10
+
+
+class AstraProjector:
+    """ASTRA's CPU ``linear`` projector behind the ``ParallelBeamProjector`` interface."""
+
+    def __init__(self, n: int, angles_deg: np.ndarray) -> None:
+        self.astra = import_astra()
+        self.n, self.n_det, self.angles_deg = n, n, np.asarray(angles_deg, dtype=float)
+        self.device, self.dtype = torch.device("cpu"), torch.float32
+        vg = self.astra.create_vol_geom(n, n)
+        pg = self.astra.create_proj_geom("parallel", 1.0, n, np.deg2rad(self.angles_deg))
+        self.pid = self.astra.create_projector("linear", pg, vg)
+
+    n_angles = property(lambda self: len(self.angles_deg))
+    sino_shape = property(lambda self: (self.n_angles, self.n_det))
+
+    def subset(self, index):
+        return AstraProjector(self.n, self.angles_deg[index])
+
+    def forward(self, vol):
+        out = []
+        for img in np.asarray(vol, dtype=np.float32):
+            sid, s = self.astra.create_sino(img, self.pid)
+            self.astra.data2d.delete(sid)
+            out.append(s)
+        return torch.from_numpy(np.stack(out))
+
+    def adjoint(self, sino):
+        out = []
+        for s in np.asarray(sino, dtype=np.float32):
+            bid, b = self.astra.create_backprojection(np.ascontiguousarray(s), self.pid)
+            self.astra.data2d.delete(bid)
+            out.append(b)
+        return torch.from_numpy(np.stack(out))
+
+
+def _peak_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def worker(which: str, n: int, n_slices: int, n_iter: int) -> dict:
+    """One OSPML run in this (fresh) process: seconds per iteration, peak RSS growth."""
+    base = _peak_bytes()
+    angles = np.linspace(0.0, 180.0, SCALE_ANGLES, endpoint=False)
+    disk = torch.zeros((1, n, n))
+    yy, xx = torch.meshgrid(torch.arange(n) - n / 2 + 0.5, torch.arange(n) - n / 2 + 0.5,
+                            indexing="ij")
+    disk[0][(yy**2 + xx**2) < (0.4 * n) ** 2] = 1.0
+    ours = ParallelBeamProjector(n, angles, device="cpu")
+    sino = ours.forward(disk).expand(n_slices, -1, -1).contiguous() * 100.0
+    proj = ours if which == "ours" else AstraProjector(n, angles)
+    del disk
+    t0 = time.perf_counter()
+    ospml_quad(sino, proj, n_iter, SCALE_SUBSETS, REG_PAR, progress=False)
+    dt = (time.perf_counter() - t0) / n_iter
+    method = ("matrix" if ours.uses_matrix else "matrix-free") if which == "ours" else "astra"
+    return {"s_per_iter": dt, "peak_gb": (_peak_bytes() - base) / 1e9, "method": method,
+            "threads": torch.get_num_threads() if which == "ours" else 1}
+
+
+def run_worker(which: str, n: int, n_slices: int, n_iter: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", which, str(n), str(n_slices), str(n_iter)],
+        capture_output=True, text=True, env=os.environ.copy(), check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def scale_comparison() -> None:
+    # (n, slices for ours, slices for ASTRA, iterations); ASTRA runs slice by slice,
+    # so its time per slice does not depend on the batch: fewer slices at 2048 px.
+    cases = [(128, 8, 8, 3), (512, 8, 4, 1), (2048, 8, 1, 1)]
+    try:
+        import_astra()
+        have_astra = True
+    except ImportError as exc:
+        print(f"astra-toolbox not importable ({exc}); ASTRA columns are nan")
+        have_astra = False
+    print(f"\nOSPML ({SCALE_ANGLES} angles, {SCALE_SUBSETS} subsets), CPU; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'px':>5s} {'method':>12s} {'thr':>3s} {'slices':>6s} {'s/slice-iter':>12s} "
+          f"{'peak GB':>8s} {'GB/8 slices':>11s} {'ASTRA s/slice-iter':>18s} {'ratio':>6s}")
+    last = {}
+    for n, n_ours, n_astra, n_iter in cases:
+        r = run_worker("ours", n, n_ours, n_iter)
+        a = run_worker("astra", n, n_astra, n_iter) if have_astra else None
+        per_slice = r["s_per_iter"] / n_ours
+        a_slice = a["s_per_iter"] / n_astra if a else float("nan")
+        gb8 = r["peak_gb"] * 8 / n_ours
+        print(f"{n:5d} {r['method']:>12s} {r['threads']:3d} {n_ours:6d} {per_slice:12.3f} "
+              f"{r['peak_gb']:8.3f} {gb8:11.3f} {a_slice:18.3f} {per_slice / a_slice:6.2f}"
+              + (f"  (ASTRA peak {a['peak_gb']:.3f} GB for {n_astra})" if a else ""))
+        last = {"ratio": per_slice / a_slice, "gb8": gb8}
+    # The real-size case, projected from a timed subset.
+    n_real, slices_real, iters_real, slab = 1750, 51, 10, 8
+    r = run_worker("ours", n_real, slab, 1)
+    n_slabs = -(-slices_real // slab)
+    total_min = r["s_per_iter"] * iters_real * n_slabs / 60.0
+    print(f"\n{n_real} px, {SCALE_ANGLES} angles, {slab} slices, 1 OSPML iteration: "
+          f"{r['s_per_iter']:.1f} s, peak {r['peak_gb']:.2f} GB ({r['method']})")
+    print(f"projected {slices_real} slices x {iters_real} iterations in slabs of {slab}: "
+          f"{total_min:.1f} min at peak {r['peak_gb']:.2f} GB (goal < 15 min, < 4 GB)")
+    print(f"ospml_1750px_51_slices_10_iter_projected_min: {total_min:.1f}")
+    print(f"ospml_2048px_time_ratio_vs_astra: {last['ratio']:.2f}")
+    print(f"ospml_2048px_peak_gb_per_8_slices: {last['gb8']:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-scale", action="store_true",
+                        help="only the 128 px quality table")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of the project's runs (default: torch's "
+                        "choice); on a busy shared machine 1 thread is often faster")
+    parser.add_argument("--worker", nargs=4, metavar=("WHICH", "N", "SLICES", "ITERS"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for the worker processes
+        torch.set_num_threads(args.threads)
+    if args.worker:
+        which, n, n_slices, n_iter = args.worker
+        print(json.dumps(worker(which, int(n), int(n_slices), int(n_iter))))
+        return
+    small_problem()
+    if not args.skip_scale:
+        scale_comparison()
 
 
 if __name__ == "__main__":

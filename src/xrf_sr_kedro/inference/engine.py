@@ -26,12 +26,14 @@ Tiles of several maps are batched into one forward pass (memory is bounded by
 runs in ``torch.inference_mode`` on an eval-mode copy and, by default, in
 channels-last memory format (oneDNN convolutions on CPU and tensor cores on GPU
 prefer it); ``num_threads`` sets torch's intra-op threads for the call.
-``precision="bfloat16"`` runs the model under bf16 autocast: 1.8x faster on CPU,
-1.7e-4 relative RMS from float32 with the default trained network (up to 1 % on
-white-noise input with untrained ``paper`` weights), measured by
-``benchmarks/enhancement.py [--checkpoint]``.  :func:`enhance_maps` defaults to
-``"float32"`` (bit-exact); the pipelines run ``"bfloat16"``
-(:class:`~xrf_sr_kedro.inference.stack.EngineSettings`, ``parameters_enhancement.yml``).
+``precision="bfloat16"`` runs the model under bf16 autocast: 1.8x faster on a CPU
+with native bf16, 1.7e-4 relative RMS from float32 with the default trained network
+(up to 1 % on white-noise input with untrained ``paper`` weights), measured by
+``benchmarks/enhancement.py [--checkpoint]``; where bf16 is emulated it is ~5x
+*slower* than float32.  The default ``precision="auto"`` (here and in
+:class:`~xrf_sr_kedro.inference.stack.EngineSettings`, ``parameters_enhancement.yml``)
+therefore uses bf16 only on hardware with native bf16, float32 elsewhere
+(:mod:`xrf_sr_kedro.inference.precision`); ``"float32"`` is bit-exact.
 TorchScript freezing (``optimize_for_inference``) was measured and gave no gain
 over channels-last eager execution here, so it is not used.
 """
@@ -51,6 +53,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from xrf_sr_kedro.device import default_device
+from xrf_sr_kedro.inference.precision import PRECISIONS, resolve_precision
 from xrf_sr_kedro.inference.tiling import make_tiling
 from xrf_sr_kedro.normalisation import denormalise, minmax_range, normalise
 from xrf_sr_kedro.physics.probe import unit_probe
@@ -224,7 +227,7 @@ def enhance_maps(
     device: str | None = None,
     min_size_px: int | None = None,
     *,
-    precision: Precision = "float32",
+    precision: Precision | Literal["auto"] = "auto",
     channels_last: bool = True,
     num_threads: int | None = None,
     conserve_total_signal: bool = True,
@@ -257,9 +260,11 @@ def enhance_maps(
         Torch device; ``"cuda"`` if available else ``"cpu"``.
     min_size_px : int, optional
         Smallest map side accepted; default :func:`default_min_size_px`.
-    precision : {"float32", "bfloat16"}
+    precision : {"auto", "float32", "bfloat16"}
         ``"bfloat16"`` runs the model under bf16 autocast (faster on CPUs with
-        AVX-512 BF16 and on GPUs); outputs are accumulated in float32.
+        AVX-512 BF16 and on GPUs); outputs are accumulated in float32.  ``"auto"``
+        picks bf16 only where the hardware has it natively
+        (:func:`~xrf_sr_kedro.inference.precision.resolve_precision`).
     channels_last : bool
         Run the model in channels-last memory format.
     num_threads : int, optional
@@ -313,8 +318,8 @@ def enhance_maps(
     batch_size = positive_int("batch_size", batch_size)
     if overlap_px >= tile_px:
         raise ValueError(f"overlap_px must be below tile_px, got {overlap_px} >= {tile_px}")
-    if precision not in ("float32", "bfloat16"):
-        raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     probe = None if probe_intensity is None else unit_probe(probe_intensity)
     if min_size_px is None:
         min_size_px = default_min_size_px(model)
@@ -354,6 +359,7 @@ def enhance_maps(
     )
 
     dev = torch.device(device if device is not None else default_device())
+    precision = resolve_precision(precision, dev)
     net = _prepare_model(model, dev, channels_last)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     weights = (

@@ -20,9 +20,10 @@ from xrf_sr_kedro.inference.engine import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_OVERLAP_PX,
     DEFAULT_TILE_PX,
-    Precision,
     enhance_maps,
 )
+from xrf_sr_kedro.device import default_device
+from xrf_sr_kedro.inference.precision import resolve_precision
 from xrf_sr_kedro.io.checkpoint import model_from_checkpoint
 from xrf_sr_kedro.io.checks import jsonable
 from xrf_sr_kedro.physics.probe import resample_probe
@@ -36,17 +37,18 @@ class EngineSettings:
     """Tiling, batching and precision of the pipelines' enhancement.
 
     ``elements`` selects element lines (``None`` enhances all of them).
-    ``precision``: the pipelines run ``"bfloat16"`` autocast (1.8x faster on CPU;
-    1.7e-4 relative RMS from float32 with the default trained network, measured by
-    ``benchmarks/enhancement.py --checkpoint``); ``"float32"`` gives bit-exact
-    output and is what :func:`~xrf_sr_kedro.inference.engine.enhance_maps` does
-    when called directly.  The total signal is conserved exactly either way.
+    ``precision``: ``"auto"`` runs bf16 autocast only on hardware with native bf16
+    (there 1.8x faster on CPU at 1.7e-4 relative RMS from float32 with the default
+    trained network, ``benchmarks/enhancement.py --checkpoint``), float32 elsewhere
+    (:mod:`xrf_sr_kedro.inference.precision`); ``"float32"`` gives bit-exact output.
+    The choice is logged and recorded in the enhanced stack's metadata.  The total
+    signal is conserved exactly either way.
     """
 
     tile_px: int = DEFAULT_TILE_PX
     overlap_px: int = DEFAULT_OVERLAP_PX
     batch_size: int = DEFAULT_BATCH_SIZE
-    precision: Precision = "bfloat16"
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
     fast_axis: Literal["x", "y"] = "x"
     elements: list[str] | None = None
 
@@ -163,6 +165,8 @@ def enhance_stack(
         )
     # engine layout (n_frames, n_elements, H, W): a multi-channel model sees the
     # elements of one projection together
+    kwargs["precision"] = resolve_precision(
+        kwargs.get("precision", "auto"), device or default_device())
     result = enhance_maps(
         model, stack.data.transpose(1, 0, 2, 3), scale, tile_px=tile_px,
         overlap_px=overlap_px, batch_size=batch_size, device=device, **kwargs,
@@ -195,7 +199,7 @@ def enhance_stack(
         "clipped_fraction": result.total_clipped_fraction,
         "tile_px": tile_px,
         "overlap_px": overlap_px,
-        "precision": kwargs.get("precision", "float32"),
+        "precision": kwargs["precision"],
     }
     metadata = {**stack.metadata, "enhancement": enhancement}
     return dataclasses.replace(

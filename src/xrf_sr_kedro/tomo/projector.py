@@ -29,13 +29,25 @@ Sinograms have shape ``(n_slices, n_angles, n_det)``.
 The line integral is discretised with Joseph's method: the ray is sampled once
 per row (or per column, whichever axis it crosses more steeply), the image is
 linearly interpolated between the two nearest pixels there, and the samples are
-weighted by the ray length per step (``1 / max(|cos|, |sin|)``).  The operator
-is stored as a sparse CSR matrix of shape ``(n_angles * n_det, N * N)`` built
-once per geometry; the back-projection uses its transpose, so the pair is
-adjoint by construction (up to floating-point rounding).  All slices of a batch
-are the columns of one sparse-dense product.  When the matrix would exceed
-``max_matrix_bytes`` it is rebuilt block by block on every call instead of
-being stored (same operator, less memory, slower).
+weighted by the ray length per step (``1 / max(|cos|, |sin|)``).
+
+Two implementations of the same operator are chosen from automatically
+(``method="auto"``):
+
+* ``"matrix"``: a sparse CSR matrix of shape ``(n_angles * n_det, N * N)`` built
+  once per geometry (and cached); the back-projection uses its transpose, so the
+  pair is adjoint by construction.  All slices of a batch are the columns of one
+  sparse-dense product.  Once built it is about 5x faster than the matrix-free
+  kernel at 128-512 px, but building it costs several projections (about 5 s at
+  512 px and 36 angles) and its memory grows with ``n_angles * n_det * N``.
+* ``"matrix_free"``: :mod:`.joseph` computes the rays on the fly for the whole
+  batch of slices at once; memory grows with ``n_slices * N**2`` only, whatever
+  the number of angles, and the adjoint is exact to rounding.
+
+``auto`` uses the matrix when it (with its transpose) fits in
+``max_matrix_bytes`` (default 64 MiB: up to ~230 px at 36 angles, where building
+it is cheap), otherwise the matrix-free kernel.  ``method="matrix"`` above the limit rebuilds the matrix block
+by block on every call (same operator, slow; kept for comparison).
 
 References
 ----------
@@ -56,11 +68,16 @@ import torch
 
 from xrf_sr_kedro.device import default_device
 
+from . import joseph
 from .angles import as_angles_deg as _as_angles
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ParallelBeamProjector", "default_device"]
+__all__ = ["DEFAULT_MAX_MATRIX_BYTES", "METHODS", "ParallelBeamProjector", "default_device"]
+
+#: Largest system matrix (with its transpose) ``method="auto"`` stores, in bytes.
+DEFAULT_MAX_MATRIX_BYTES = 64 * 1024**2
+METHODS = ("auto", "matrix", "matrix_free")
 
 _CACHE: OrderedDict[tuple[Any, ...], list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
 _CACHE_MAX_ENTRIES = 24
@@ -163,8 +180,12 @@ class ParallelBeamProjector:
     dtype : torch.dtype
         ``torch.float32`` or ``torch.float64``.
     max_matrix_bytes : int
-        Largest system matrix (plus its transpose) kept in memory; above it the
-        matrix is rebuilt in blocks on every call.
+        Largest system matrix (plus its transpose) kept in memory, in bytes;
+        above it ``method="auto"`` runs matrix-free.
+    method : {"auto", "matrix", "matrix_free"}
+        Implementation (module docstring); ``auto`` picks the matrix when it fits.
+    chunk_bytes : int
+        Scratch memory of the matrix-free kernel per chunk, in bytes.
     """
 
     def __init__(
@@ -175,7 +196,9 @@ class ParallelBeamProjector:
         center_offset_px: float = 0.0,
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
-        max_matrix_bytes: int = 2 * 1024**3,
+        max_matrix_bytes: int = DEFAULT_MAX_MATRIX_BYTES,
+        method: str = "auto",
+        chunk_bytes: int = joseph.DEFAULT_CHUNK_BYTES,
     ) -> None:
         if int(n) != n or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
@@ -193,6 +216,10 @@ class ParallelBeamProjector:
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.dtype = dtype
         self.max_matrix_bytes = int(max_matrix_bytes)
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        self.method = method
+        self.chunk_bytes = int(chunk_bytes)
         self._blocks: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     # ------------------------------------------------------------------ geometry
@@ -229,7 +256,21 @@ class ParallelBeamProjector:
             device=self.device,
             dtype=self.dtype,
             max_matrix_bytes=self.max_matrix_bytes,
+            method=self.method,
+            chunk_bytes=self.chunk_bytes,
         )
+
+    def matrix_bytes(self) -> int:
+        """Upper estimate of the stored matrix and its transpose, in bytes."""
+        bytes_per_nnz = 2 * (torch.finfo(self.dtype).bits // 8 + 4)
+        return self.estimated_nnz() * bytes_per_nnz
+
+    @property
+    def uses_matrix(self) -> bool:
+        """True when forward/adjoint use the sparse matrix (``method`` resolved)."""
+        if self.method == "auto":
+            return self.matrix_bytes() <= self.max_matrix_bytes
+        return self.method == "matrix"
 
     def _angle_blocks(self) -> list[tuple[int, int]]:
         per_angle = 2 * self.n_det * self.n
@@ -248,8 +289,7 @@ class ParallelBeamProjector:
         return blocks
 
     def _stored(self) -> bool:
-        bytes_per_nnz = 2 * (torch.finfo(self.dtype).bits // 8 + 4)
-        return self.estimated_nnz() * bytes_per_nnz <= self.max_matrix_bytes
+        return self.matrix_bytes() <= self.max_matrix_bytes
 
     def _get_blocks(self):
         if self._blocks is not None:
@@ -294,6 +334,9 @@ class ParallelBeamProjector:
     def forward(self, vol: Any) -> torch.Tensor:
         """Project ``vol`` (n_slices, N, N) to a sinogram (n_slices, n_angles, n_det)."""
         v = self._to_tensor(vol, "vol", (self.n, self.n))
+        if not self.uses_matrix:
+            return joseph.forward(v, np.deg2rad(self.angles_deg), self.n_det,
+                                  self.center_offset_px, self.chunk_bytes)
         n_slices = v.shape[0]
         cols = v.reshape(n_slices, self.n * self.n).T.contiguous()
         out = torch.empty(
@@ -309,6 +352,9 @@ class ParallelBeamProjector:
         The exact transpose of :meth:`forward`.
         """
         y = self._to_tensor(sino, "sino", (self.n_angles, self.n_det))
+        if not self.uses_matrix:
+            return joseph.adjoint(y, np.deg2rad(self.angles_deg), self.n,
+                                  self.center_offset_px, self.chunk_bytes)
         n_slices = y.shape[0]
         cols = y.permute(1, 2, 0).reshape(self.n_angles * self.n_det, n_slices)
         out = torch.zeros((self.n * self.n, n_slices), device=self.device, dtype=self.dtype)
@@ -321,5 +367,6 @@ class ParallelBeamProjector:
     def __repr__(self) -> str:
         return (
             f"ParallelBeamProjector(n={self.n}, n_angles={self.n_angles}, n_det={self.n_det}, "
-            f"center_offset_px={self.center_offset_px}, device={self.device}, dtype={self.dtype})"
+            f"center_offset_px={self.center_offset_px}, device={self.device}, dtype={self.dtype}, "
+            f"method={self.method!r} ({'matrix' if self.uses_matrix else 'matrix-free'}))"
         )
