@@ -60,6 +60,8 @@ S = 4
 TRAIN_SEED, VAL_SEED = 1, 2  # microstructure sets; the phantom is never a training source
 DOSE, BG, READOUT = 150.0, 2.0, 0.5  # default run, Zn_K
 
+PROJECTED_FRACTION = 0.5  # thick pillar projections among the training microstructures
+
 RUNS = {  # name: (data, lr, global residual, LR patch px, reprojection fraction)
     "natural": ("natural", 1e-3, "bicubic", 32, 0.0),
     "micro": ("micro", 1e-3, "bicubic", 32, 0.0),
@@ -70,6 +72,9 @@ RUNS = {  # name: (data, lr, global residual, LR patch px, reprojection fraction
     "micro_nores": ("micro", 1e-3, "none", 32, 0.0),
     "micro_p48": ("micro", 1e-3, "bicubic", 48, 0.0),
     "mix_rp50": ("mix", 1e-3, "bicubic", 32, 0.5),
+    "mix_lr2e-3": ("mix", 2e-3, "bicubic", 32, 0.0),
+    "mix_nores": ("mix", 1e-3, "none", 32, 0.0),
+    "mix_p48": ("mix", 1e-3, "bicubic", 48, 0.0),
     # the default run's budget: 64x64 LR patches, 1560 steps of 8 (--steps 6240)
     "natural_p64": ("natural", 1e-3, "bicubic", 64, 0.0),
     "micro_p64": ("micro", 1e-3, "bicubic", 64, 0.0),
@@ -125,7 +130,8 @@ def train_set(data: str, p_lr: int, frac: float, probe, nat_train, n_pairs: int)
     nat = make_patch_pairs(nat_train, probe, S, p_lr, per, 200.0, seed=0)
     if data == "natural":
         return nat
-    maps = microstructure_maps(n_pairs // 2, p_lr * S, seed=TRAIN_SEED, forbidden_seeds=[VAL_SEED])
+    maps = microstructure_maps(n_pairs // 2, p_lr * S, seed=TRAIN_SEED, forbidden_seeds=[VAL_SEED],
+                               projected_fraction=PROJECTED_FRACTION)
     mic = make_application_pairs(maps, probe, S, (20, 2000), BG, READOUT, frac, seed=0)
     if data == "micro":
         return mic

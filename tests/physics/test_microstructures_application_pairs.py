@@ -102,3 +102,14 @@ def test_reprojection_noise_is_weaker_at_high_frequency():
         return pw[f > 0.35].mean() / pw[(f > 0) & (f < 0.15)].mean()
 
     assert hf_over_lf(rp) < 0.2 * hf_over_lf(plain)
+
+
+def test_projected_samples_and_fraction_switch():
+    from xrf_sr_kedro.physics.microstructures import projected_sample
+
+    p = projected_sample(64, n_elements=2, seed=3)
+    assert p.shape == (2, 64, 64) and p.min() >= 0 and np.isclose(p.max(), 1)
+    flat = microstructure_maps(4, 32, seed=9)
+    np.testing.assert_array_equal(flat[0], microstructure_maps(4, 32, seed=9, projected_fraction=0.0)[0])
+    thick = microstructure_maps(4, 32, seed=9, projected_fraction=1.0)
+    assert len(thick) == len(flat) and not np.array_equal(thick[0], flat[0])

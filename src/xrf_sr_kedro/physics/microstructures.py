@@ -286,6 +286,40 @@ def microstructure_sample(
     return np.where(peak > 0, maps / np.where(peak > 0, peak, 1), 0).astype(np.float32)
 
 
+def projected_sample(
+    size_px: int = 256,
+    pixel_size_nm: float = DEFAULT_PIXEL_SIZE_NM,
+    n_elements: int = 2,
+    seed: int | np.random.Generator = 0,
+) -> np.ndarray:
+    """A projection of a thick 3-D sample: stacked slabs inside a pillar, air around.
+
+    ``2..6`` independent :func:`microstructure_sample` slabs are summed (features
+    overlap in depth, as in a tomographic projection) and, for most samples,
+    multiplied by the chord length through a (slightly tilted) cylindrical pillar
+    whose axis runs along the rows, so the map falls to zero in the air beside it.
+
+    Returns
+    -------
+    ndarray, float32, shape (n_elements, size_px, size_px)
+        Non-negative, each map scaled to a maximum of 1.
+    """
+    rng = _rng(seed)
+    n = int(size_px)
+    acc = np.zeros((int(n_elements), n, n), np.float32)
+    for _ in range(int(rng.integers(2, 7))):
+        acc += rng.uniform(0.3, 1.0) * microstructure_sample(n, pixel_size_nm, n_elements, rng)
+    if rng.random() < 0.75:
+        yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
+        r = rng.uniform(0.25, 0.55) * n
+        x0 = n / 2 + rng.uniform(-0.15, 0.15) * n
+        dx = xx - x0 - rng.uniform(-0.1, 0.1) * yy
+        chord = np.sqrt(np.clip(1 - (dx / r) ** 2, 0, None))
+        acc *= chord[None]
+    peak = acc.max(axis=(1, 2), keepdims=True)
+    return np.where(peak > 0, acc / np.where(peak > 0, peak, 1), 0).astype(np.float32)
+
+
 def microstructure_maps(
     n_samples: int,
     size_px: int = 256,
@@ -293,6 +327,7 @@ def microstructure_maps(
     n_elements: int = 2,
     seed: int = 0,
     forbidden_seeds: Iterable[int] = (),
+    projected_fraction: float = 0.0,
 ) -> list[np.ndarray]:
     """``n_samples`` microstructures, every element map as one 2-D training map.
 
@@ -307,6 +342,9 @@ def microstructure_maps(
         Set seed; refused if it is in ``forbidden_seeds``.
     forbidden_seeds : iterable of int
         Held-out seeds (validation, evaluation), see :func:`check_training_source`.
+    projected_fraction : float
+        Fraction of samples made by :func:`projected_sample` (thick sample in a
+        pillar) instead of :func:`microstructure_sample` (one slab).
 
     Returns
     -------
@@ -317,7 +355,9 @@ def microstructure_maps(
     out = []
     for k in range(int(n_samples)):
         rng = np.random.default_rng([MICROSTRUCTURE_SALT, int(seed), k])
-        for m in microstructure_sample(size_px, pixel_size_nm, n_elements, rng):
+        pick = np.random.default_rng([MICROSTRUCTURE_SALT, int(seed), k, 1]).random()
+        make = projected_sample if pick < projected_fraction else microstructure_sample
+        for m in make(size_px, pixel_size_nm, n_elements, rng):
             if m.max() > 0:
                 out.append(m)
     logger.info("microstructures: %d maps of %d px (seed %d)", len(out), size_px, seed)
