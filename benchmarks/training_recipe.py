@@ -42,14 +42,13 @@ from xrf_sr_kedro.models.dual_branch import SMALL, build_model
 from xrf_sr_kedro.normalisation import denormalise, minmax_range, normalise
 from xrf_sr_kedro.physics.application_pairs import (
     concat_pairs,
-    lowpass_noise,
     make_application_pairs,
+    noisy_counts,
 )
 from xrf_sr_kedro.physics.deconvolution import richardson_lucy_sr
 from xrf_sr_kedro.physics.flyscan import flyscan
 from xrf_sr_kedro.physics.microstructures import microstructure_maps
 from xrf_sr_kedro.physics.natural_images import bundled_natural_images
-from xrf_sr_kedro.physics.noise import simulate_counts
 from xrf_sr_kedro.physics.pairs import make_patch_pairs
 from xrf_sr_kedro.physics.phantom import battery_phantom
 from xrf_sr_kedro.physics.probe import probe_from_modes
@@ -89,15 +88,13 @@ def project_probe():
 
 
 def simulate(truth: np.ndarray, probe, dose: float, rng, hf_gain: float = 1.0):
-    """(lr in truth units, counts, counts per unit) for one fine map."""
-    clean = np.clip(flyscan(truth, probe.intensity, S), 0, None)
-    counts = simulate_counts(clean, dose, BG, READOUT, rng)
-    g = dose / float(clean.mean())
-    lr = (counts - BG) / g
-    if hf_gain != 1.0:
-        lr = clean + lowpass_noise(lr - clean, hf_gain)
-        counts = lr * g + BG
-    return lr.astype(np.float32), counts, g
+    """(counts as the simulation pipeline records them, counts per unit)."""
+    return noisy_counts(truth, probe, S, dose, BG, READOUT, rng, hf_gain)
+
+
+def enhance_units(model, counts: np.ndarray, g: float) -> np.ndarray:
+    """The network's output on the map's scale (for the refinement)."""
+    return (enhance(model, counts) - BG) / g
 
 
 @torch.no_grad()
@@ -176,19 +173,19 @@ def main() -> None:
     # anchors: bicubic and the best RL iteration count (chosen on the phantom itself:
     # an optimistic baseline)
     for name, maps, sims in (("micro_val", val_maps, val_sim), ("phantom", phantom_maps, ph_sim)):
-        b = [score(bicubic(lr), t, name == "phantom") for t, (lr, _, _) in zip(maps, sims)]
+        b = [score(bicubic(lr), t, name == "phantom") for t, (lr, _) in zip(maps, sims)]
         lines.append((f"{name}_bicubic_psnr_db", np.median([x[0] for x in b])))
         if name == "phantom":
             lines.append(("phantom_bicubic_frc_nm", np.median([x[1] for x in b])))
             best = None
             for it in (3, 10, 30):
                 r = [score(richardson_lucy_sr(lr, probe.intensity, S, it), t, True)
-                     for t, (lr, _, _) in zip(maps, sims)]
+                     for t, (lr, _) in zip(maps, sims)]
                 med = (np.median([x[0] for x in r]), np.median([x[1] for x in r]), it)
                 best = med if best is None or med[0] > best[0] else best
             lines += [("phantom_rl_best_psnr_db", best[0]), ("phantom_rl_best_frc_nm", best[1]),
                       ("phantom_rl_best_iterations", best[2])]
-    b_rp = [score(bicubic(lr), t)[0] for t, (lr, _, _) in zip(val_maps, val_sim_rp)]
+    b_rp = [score(bicubic(lr), t)[0] for t, (lr, _) in zip(val_maps, val_sim_rp)]
     lines.append(("micro_val_rp_bicubic_psnr_db", np.median(b_rp)))
     for k, v in lines:
         print(f"{k}: {v:.2f}")
@@ -215,17 +212,17 @@ def main() -> None:
         nat = evaluate(model, nat_val, batch_size=8, device="cpu")
         out["natural_gain_db"] = nat["val_psnr"] - nat["bicubic_psnr"]
         out["micro_val_psnr_db"] = np.median(
-            [score(enhance(model, lr), t)[0] for t, (lr, _, _) in zip(val_maps, val_sim)])
+            [score(enhance(model, lr), t)[0] for t, (lr, _) in zip(val_maps, val_sim)])
         out["micro_val_rp_psnr_db"] = np.median(
-            [score(enhance(model, lr), t)[0] for t, (lr, _, _) in zip(val_maps, val_sim_rp)])
+            [score(enhance(model, lr), t)[0] for t, (lr, _) in zip(val_maps, val_sim_rp)])
         for a in anchors:
             tag = "off" if np.isinf(a) else f"a{a:g}"
-            v = [score(refine_poisson(enhance(model, lr), c, probe.intensity, S, g, BG, a, 10), t)
-                 [0] for t, (lr, c, g) in zip(val_maps, val_sim)] if not np.isinf(a) else None
+            v = [score(refine_poisson(enhance_units(model, c, g), c, probe.intensity, S, g, BG, a, 10), t)
+                 [0] for t, (c, g) in zip(val_maps, val_sim)] if not np.isinf(a) else None
             if v is not None:
                 out[f"micro_val_refine_{tag}_psnr_db"] = np.median(v)
-            ph = [score(refine_poisson(enhance(model, lr), c, probe.intensity, S, g, BG, a, 10),
-                        t, True) for t, (lr, c, g) in zip(phantom_maps, ph_sim)]
+            ph = [score(refine_poisson(enhance_units(model, c, g), c, probe.intensity, S, g, BG, a, 10),
+                        t, True) for t, (c, g) in zip(phantom_maps, ph_sim)]
             out[f"phantom_refine_{tag}_psnr_db"] = np.median([x[0] for x in ph])
             out[f"phantom_refine_{tag}_frc_nm"] = np.median([x[1] for x in ph])
         for k, v in out.items():

@@ -67,7 +67,9 @@ def test_pairs_are_normalised_like_inference_and_noise_free_pairs_are_exact():
         lo, hi = minmax_range(clean)
         # the LR patch is the LR map normalised with its own min/max (as the engine does)
         np.testing.assert_allclose(pairs.lr[k, 0], normalise(clean, lo, hi), atol=2e-3)
+        g = 1e9 / float(clean.mean())  # counts per unit; no background here
         np.testing.assert_allclose(pairs.hr[k, 0], normalise(m, lo, hi), atol=1e-4)
+        np.testing.assert_allclose(pairs.hr[k, 0], normalise(g * m, g * lo, g * hi), atol=1e-4)
         assert pairs.lr[k].min() == 0 and pairs.lr[k].max() == 1
 
 

@@ -4,8 +4,9 @@ Each fine map (one HR patch, e.g. 256 x 256 px at 7.5 nm) is fly-scanned whole w
 the project's probe (:func:`~xrf_sr_kedro.physics.flyscan.flyscan`; zero outside the
 map, as around a projection of a sample in air), given counting noise at a dose
 drawn log-uniformly in ``counts_range`` (:func:`~xrf_sr_kedro.physics.noise.simulate_counts`
-with background and readout noise), converted back to the map's scale, and then
-normalised with the LR map's own minimum and maximum
+with background and readout noise), recorded as the simulation pipeline records
+counts (background included, clipped at zero), and then normalised with the LR
+map's own minimum and maximum
 (:mod:`xrf_sr_kedro.normalisation`), the HR map with the same ``lo, hi``: exactly
 what :func:`xrf_sr_kedro.inference.engine.enhance_maps` does to a measured map, so
 the network sees at training what it meets at inference.
@@ -55,7 +56,7 @@ def lowpass_noise(noise: np.ndarray, hf_noise_gain: float) -> np.ndarray:
     return np.fft.irfft2(np.fft.rfft2(noise) * tf, s=(h, w)).astype(np.float32)
 
 
-def noisy_lr(
+def noisy_counts(
     hr: np.ndarray,
     probe: ProbeIntensity,
     step_px: int,
@@ -65,22 +66,25 @@ def noisy_lr(
     rng: np.random.Generator,
     hf_noise_gain: float = 1.0,
     fast_axis: FastAxis = "x",
-) -> np.ndarray:
-    """Fly-scan ``hr`` and add counting noise; the result is on ``hr``'s scale.
+) -> tuple[np.ndarray, float]:
+    """Fly-scan ``hr`` and record counts as the simulation pipeline does.
 
-    ``(counts - background) * mean(lr) / mean_counts``, the conversion the
-    simulation pipeline uses, with the noise optionally low-pass filtered
+    Returns ``(counts, counts_per_unit)``: the counts per scan point (background
+    included, clipped at zero as a detector reports them, like
+    ``pipelines.simulation``'s raw maps) and the gain ``g`` with
+    ``E[counts] = g * flyscan(hr) + background``.  With ``hf_noise_gain < 1`` the
+    noise (counts minus their expectation) is low-pass filtered first
     (:func:`lowpass_noise`).
     """
-    clean = flyscan(hr, probe.intensity, step_px, fast_axis)
-    clean = np.clip(clean, 0, None)
+    clean = np.clip(flyscan(hr, probe.intensity, step_px, fast_axis), 0, None)
     if clean.mean() <= 0:
-        return clean.astype(np.float32)
+        return np.full(clean.shape, float(background_counts), np.float32), 1.0
+    g = float(mean_counts) / float(clean.mean())
     counts = simulate_counts(clean, mean_counts, background_counts, readout_sigma_counts, rng)
-    lr = (counts - background_counts) * (float(clean.mean()) / float(mean_counts))
     if hf_noise_gain != 1.0:
-        lr = clean + lowpass_noise(lr - clean, hf_noise_gain)
-    return lr.astype(np.float32)
+        expected = g * clean + background_counts
+        counts = expected + lowpass_noise(counts - expected, hf_noise_gain)
+    return np.clip(counts, 0, None).astype(np.float32), g
 
 
 def make_application_pairs(
@@ -150,13 +154,14 @@ def make_application_pairs(
             raise ValueError("maps must be finite and non-negative")
         dose = float(np.exp(rng.uniform(np.log(lo_c), np.log(hi_c))))
         is_rp = bool(rng.random() < reprojection_fraction)
-        lr = noisy_lr(
+        lr, g = noisy_counts(
             hr, probe, s, dose, background_counts, readout_sigma_counts, rng,
             hf_noise_gain if is_rp else 1.0, fast_axis,
         )
         lo, hi = minmax_range(lr)
         lr_out.append(normalise(lr, lo, hi))
-        hr_out.append(normalise(hr, lo, hi))
+        # the target on the counts scale of its LR map: g * truth + background
+        hr_out.append(normalise(g * hr + background_counts, lo, hi))
         doses.append(dose)
         reproj.append(is_rp)
     return PatchPairs(
