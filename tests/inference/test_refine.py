@@ -41,3 +41,20 @@ def test_infinite_anchor_returns_network_output():
     # a very strong finite anchor stays close to it too
     x = refine_poisson(x0, counts, probe, 4, g, b, anchor_weight=1e6, n_iter=8)
     assert np.abs(x - x0).max() < 1e-3 * x0.max()
+
+
+def test_refine_maps_works_on_the_counts_scale_of_a_stack():
+    from xrf_sr_kedro.inference.refine import refine_maps
+
+    probe, truth, g, b, counts, x0 = _case()
+    sr_counts = g * x0 + b  # what the engine returns: counts scale, background included
+    stack = np.stack([sr_counts, sr_counts])[None]  # (1, 2, H, W)
+    meas = np.stack([counts, counts])[None].astype(np.float32)
+    out = refine_maps(stack, meas, probe, 4, b, anchor_weight=0.1, n_iter=6)
+    assert out.shape == stack.shape
+    np.testing.assert_allclose(out[0, 0], out[0, 1])
+    nll_before = poisson_nll(sr_counts - b, counts, probe, 4, 1.0, b)
+    nll_after = poisson_nll(out[0, 0] - b, counts, probe, 4, 1.0, b)
+    assert nll_after < nll_before - 1.0
+    np.testing.assert_array_equal(
+        refine_maps(stack, meas, probe, 4, b, anchor_weight=np.inf), stack.astype(np.float32))

@@ -115,3 +115,19 @@ def test_projected_samples_and_fraction_switch():
     np.testing.assert_array_equal(flat[0], microstructure_maps(4, 32, seed=9, projected_fraction=0.0)[0])
     thick = microstructure_maps(4, 32, seed=9, projected_fraction=1.0)
     assert len(thick) >= 4 and not np.array_equal(thick[0], flat[0])
+
+
+def test_training_mix_fraction_and_validation_region():
+    from xrf_sr_kedro.physics.application_pairs import training_pairs, validation_region_pairs
+    from xrf_sr_kedro.physics.pairs import make_patch_pairs
+
+    probe = gaussian_probe(20.0, 7.5)
+    rng = np.random.default_rng(0)
+    nat = make_patch_pairs([rng.random((128, 128))], probe, 4, 16, 20, 200.0)
+    mix = training_pairs(probe, nat, 0.5, n_samples=5, size_px=64, seed=1, validation_seed=2)
+    n_mic = len(training_pairs(probe, None, 0.0, n_samples=5, size_px=64, seed=1))
+    assert len(mix) == 2 * n_mic
+    with pytest.raises(ValueError, match="reserved"):
+        training_pairs(probe, None, 0.0, n_samples=2, size_px=64, seed=2, validation_seed=2)
+    val = validation_region_pairs(probe, 3, 64, seed=2, mean_counts=150.0)
+    np.testing.assert_allclose(val.metadata["mean_counts"], 150.0)

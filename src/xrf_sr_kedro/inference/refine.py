@@ -152,3 +152,54 @@ def refine_poisson(
             logger.debug("refine_poisson: no decrease at iteration %d; stopping", it)
             break
     return x.astype(np.float32)
+
+
+def refine_maps(
+    enhanced: np.ndarray,
+    measured_counts: np.ndarray,
+    probe: np.ndarray,
+    step_px: int,
+    background_counts: float = 0.0,
+    anchor_weight: float = 1.0,
+    n_iter: int = 10,
+    fast_axis: FastAxis = "x",
+    mode: ScanMode = "fly",
+    n_substeps: int | None = None,
+) -> np.ndarray:
+    """:func:`refine_poisson` for every map of an enhanced stack on the counts scale.
+
+    The engine's output (``inference.engine.enhance_maps``) is on the counts scale
+    of its input (background included, since the measured map's min/max set the
+    normalisation), so ``counts_per_unit = 1`` and the signal is ``enhanced -
+    background_counts``; the background is added back after refinement.
+
+    Parameters
+    ----------
+    enhanced : ndarray (..., H, W)
+        Enhanced maps (counts per scan point on the fine grid).
+    measured_counts : ndarray (..., H / step_px, W / step_px)
+        The maps they were enhanced from (counts per scan point).
+    probe, step_px, background_counts, anchor_weight, n_iter, fast_axis, mode, n_substeps
+        As for :func:`refine_poisson`.
+
+    Returns
+    -------
+    ndarray, float32, the shape of ``enhanced``
+    """
+    sr = np.asarray(enhanced, dtype=np.float32)
+    y = np.asarray(measured_counts, dtype=np.float32)
+    if sr.shape[:-2] != y.shape[:-2]:
+        raise ValueError(f"enhanced {sr.shape} and measured_counts {y.shape} do not pair up")
+    if math.isinf(anchor_weight) or n_iter <= 0:
+        return sr.copy()
+    out = np.empty_like(sr)
+    flat_sr = sr.reshape(-1, *sr.shape[-2:])
+    flat_y = y.reshape(-1, *y.shape[-2:])
+    flat_out = out.reshape(-1, *sr.shape[-2:])
+    for k in range(flat_sr.shape[0]):
+        x0 = np.clip(flat_sr[k] - background_counts, 0, None)
+        flat_out[k] = background_counts + refine_poisson(
+            x0, flat_y[k], probe, step_px, 1.0, background_counts, anchor_weight, n_iter,
+            fast_axis, mode, n_substeps,
+        )
+    return out

@@ -204,3 +204,81 @@ def concat_pairs(parts: list[PatchPairs]) -> PatchPairs:
         metadata={"source": "mix", "parts": [p.metadata.get("source") for p in parts],
                   "counts": [len(p) for p in parts]},
     )
+
+
+def training_pairs(
+    probe: ProbeIntensity,
+    natural_pairs: PatchPairs | None = None,
+    natural_fraction: float = 0.5,
+    n_samples: int = 300,
+    size_px: int = 256,
+    n_elements: int = 2,
+    seed: int = 1,
+    validation_seed: int = 2,
+    projected_fraction: float = 0.5,
+    step_px: int = 4,
+    counts_range: tuple[float, float] = (20.0, 2000.0),
+    background_counts: float = 2.0,
+    readout_sigma_counts: float = 0.5,
+    reprojection_fraction: float = 0.0,
+    hf_noise_gain: float = 0.125,
+    fast_axis: FastAxis = "x",
+) -> PatchPairs:
+    """The application-scale training set (one call for a pipeline node).
+
+    ``n_samples`` microstructures (:func:`~xrf_sr_kedro.physics.microstructures.
+    microstructure_maps`, ``seed``; ``validation_seed`` is refused) made into pairs
+    by :func:`make_application_pairs`, mixed with a random subset of
+    ``natural_pairs`` so that natural pairs are ``natural_fraction`` of the result
+    (``natural_pairs=None`` or ``natural_fraction=0``: microstructures only).  The
+    natural pairs must have the same patch shape (``size_px = lr_patch_px *
+    step_px``).
+    """
+    from xrf_sr_kedro.physics.microstructures import microstructure_maps
+
+    if not 0 <= natural_fraction < 1:
+        raise ValueError(f"natural_fraction must be in [0, 1), got {natural_fraction!r}")
+    maps = microstructure_maps(
+        n_samples, size_px, probe.pixel_size_nm, n_elements, seed,
+        forbidden_seeds=[validation_seed], projected_fraction=projected_fraction,
+    )
+    mic = make_application_pairs(
+        maps, probe, step_px, counts_range, background_counts, readout_sigma_counts,
+        reprojection_fraction, hf_noise_gain, fast_axis, seed,
+    )
+    if natural_pairs is None or natural_fraction == 0:
+        return mic
+    n_nat = min(len(natural_pairs), int(round(len(mic) * natural_fraction / (1 - natural_fraction))))
+    pick = np.sort(np.random.default_rng([int(seed), 0x4E]).permutation(len(natural_pairs))[:n_nat])
+    nat = PatchPairs(natural_pairs.lr[pick], natural_pairs.hr[pick],
+                     natural_pairs.lr_pixel_size_nm, natural_pairs.hr_pixel_size_nm,
+                     natural_pairs.metadata)
+    logger.info("training mix: %d microstructure + %d natural pairs", len(mic), n_nat)
+    return concat_pairs([mic, nat])
+
+
+def validation_region_pairs(
+    probe: ProbeIntensity,
+    n_samples: int = 12,
+    size_px: int = 256,
+    seed: int = 2,
+    mean_counts: float = 150.0,
+    background_counts: float = 2.0,
+    readout_sigma_counts: float = 0.5,
+    projected_fraction: float = 0.5,
+    step_px: int = 4,
+    fast_axis: FastAxis = "x",
+) -> PatchPairs:
+    """The simulated validation region that picks checkpoints and settings.
+
+    Microstructures with the held-out ``seed`` at the application dose (one dose,
+    ``mean_counts``); never the evaluation phantom.
+    """
+    from xrf_sr_kedro.physics.microstructures import microstructure_maps
+
+    maps = microstructure_maps(n_samples, size_px, probe.pixel_size_nm, 2, seed,
+                               projected_fraction=projected_fraction)
+    return make_application_pairs(
+        maps, probe, step_px, (mean_counts, mean_counts), background_counts,
+        readout_sigma_counts, 0.0, 1.0, fast_axis, seed + 1000,
+    )
