@@ -74,6 +74,8 @@ RUNS = {  # name: (data, lr, global residual, LR patch px, reprojection fraction
     "mix_lr2e-3": ("mix", 2e-3, "bicubic", 32, 0.0),
     "mix_nores": ("mix", 1e-3, "none", 32, 0.0),
     "mix_p48": ("mix", 1e-3, "bicubic", 48, 0.0),
+    "mix_lr3e-3": ("mix", 3e-3, "bicubic", 32, 0.0),
+    "recommended": ("mix", 2e-3, "bicubic", 32, 0.5),
     # the default run's budget: 64x64 LR patches, 1560 steps of 8 (--steps 6240)
     "natural_p64": ("natural", 1e-3, "bicubic", 64, 0.0),
     "micro_p64": ("micro", 1e-3, "bicubic", 64, 0.0),
