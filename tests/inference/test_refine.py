@@ -58,3 +58,17 @@ def test_refine_maps_works_on_the_counts_scale_of_a_stack():
     assert nll_after < nll_before - 1.0
     np.testing.assert_array_equal(
         refine_maps(stack, meas, probe, 4, b, anchor_weight=np.inf), stack.astype(np.float32))
+
+
+def test_refine_stack_keeps_metadata_and_matches_refine_maps():
+    from xrf_sr_kedro.inference.refine import refine_maps, refine_stack
+    from xrf_sr_kedro.types import ProbeIntensity, XRFStack
+
+    probe, truth, g, b, counts, x0 = _case()
+    enh = XRFStack(data=(g * x0 + b)[None, None], pixel_size_nm=7.5, elements=("Zn_K",))
+    raw = XRFStack(data=counts[None, None].astype(np.float32), pixel_size_nm=30.0,
+                   elements=("Zn_K",), metadata={"background_counts": b})
+    out = refine_stack(enh, raw, ProbeIntensity(probe, 7.5), anchor_weight=1.0, n_iter=4)
+    ref = refine_maps(enh.data, raw.data, probe, 4, b, 1.0, 4)
+    np.testing.assert_allclose(out.data, ref, rtol=1e-6)
+    assert out.metadata["refinement"]["anchor_weight"] == 1.0 and out.pixel_size_nm == 7.5
