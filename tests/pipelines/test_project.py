@@ -70,8 +70,18 @@ def test_tiny_end_to_end_run_writes_every_output(project_copy):
         "experiment", "method", "dims", "fsc_split_half_nm", "fsc_vs_truth_nm", "fsc_vs_truth_axial_nm",
         "fsc_vs_truth_equatorial_nm", "finest_resolved_pair_nm", "psnr_db", "ssim",
     ]
-    assert {"raw", "bicubic", "richardson_lucy", "tv_deconvolution", "pretrained", "fine_tuned"} <= set(
-        results.method
-    )
+    two_d = results[results.dims == "2D"]
+    assert list(two_d.method) == ["raw", "bicubic", "richardson_lucy", "tv_deconvolution", "pretrained", "fine_tuned"]
+    three_d = results[results.dims == "3D"]
+    more_angles = three_d[three_d.experiment.str.contains("-> 20 reprojections")]
+    assert list(more_angles.method) == [
+        "raw", "raw_best_iterations", "bicubic_reprojections", "enhanced_measured", "tv_deconvolution", "pretrained",
+        "fine_tuned",
+    ]
+    assert list(three_d.method) == [*more_angles.method, "fine_tuned"]
+    # independent split halves for every experiment's own row (raw, 270 and half projections)
+    own = three_d[three_d.method.isin(["raw"]) | (three_d.method == "fine_tuned")]
+    assert own.fsc_split_half_nm.notna().all() and len(own) == 3
+    assert three_d[~three_d.index.isin(own.index)].fsc_split_half_nm.isna().all()
     assert (data / "08_reporting" / "report.html").stat().st_size > 10_000
     assert (project_copy / "mlflow.db").exists()

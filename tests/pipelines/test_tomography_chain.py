@@ -36,8 +36,8 @@ def test_measured_angles_come_from_the_named_stack():
 def test_tomography_pipeline_keeps_the_catalog_dataset_names():
     pipe = create_pipeline()
     assert pipe.inputs() == {
-        "raw_xrf", "fine_tuned_model", "probe_intensity", "params:tomography.reprojection",
-        *PARAMS,
+        "raw_xrf", "fine_tuned_model", "pretrained_model", "probe_intensity",
+        "params:tomography.reprojection", "params:evaluation.volumes", *PARAMS,
     }
     chain_outputs = {
         "raw_volume", "raw_reprojections", "enhanced_reprojections", "enhanced_volume",
@@ -47,3 +47,17 @@ def test_tomography_pipeline_keeps_the_catalog_dataset_names():
     }
     assert chain_outputs <= pipe.all_outputs()
     assert not any("." in name for name in pipe.all_outputs())  # nothing left namespaced
+
+
+def test_split_chains_each_run_one_half_of_the_measured_projections():
+    pipe = create_pipeline()
+    by_name = {n.name: n for n in pipe.nodes}
+    for experiment, source in (("270", "raw_xrf_slab"), ("limited", "limited_projection_xrf_slab")):
+        split = next(n for n in pipe.nodes if n.inputs == [source] and n.name.startswith("split_"))
+        even, odd = split.outputs
+        assert by_name[f"split_even_{experiment}.reconstruct_measured"].inputs[0] == even
+        assert by_name[f"split_odd_{experiment}.reconstruct_measured"].inputs[0] == odd
+        for half in ("even", "odd"):  # the whole chain: reconstruct, reproject, enhance, reconstruct
+            assert f"split_{half}_{experiment}_slab_volume" in pipe.all_outputs()
+            assert by_name[f"split_{half}_{experiment}.enhance_reprojections"].inputs[1] == "fine_tuned_model"
+    assert by_name["pretrained_270.enhance_reprojections"].inputs[1] == "pretrained_model"

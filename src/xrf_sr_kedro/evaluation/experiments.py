@@ -6,9 +6,9 @@ it), so all rows are scored on the same rows of the truth.
 
 Rows (``method`` per experiment):
 
-* ``tomography, N projections``: ``raw`` (halves: each half of the measured projections
-  reconstructed alone - the first reconstruction of each split chain);
-* ``tomography, N projections -> 270 reprojections``: ``raw_best_iterations``,
+* ``tomography, N projections -> 270 reprojections``: ``raw`` (the N measured projections
+  reconstructed; halves: each half of the measured projections reconstructed alone - the
+  first reconstruction of each split chain), ``raw_best_iterations``,
   ``bicubic_reprojections``, ``enhanced_measured``, ``tv_deconvolution``, ``pretrained``,
   ``fine_tuned`` (halves: the even and the odd measured projections, each through the
   whole 270 chain);
@@ -66,8 +66,7 @@ def tomography_experiments(
         raise ValueError(f"3-D controls missing: {missing}")
     n_raw = raw_volume.metadata["n_projections"]
     more = f"tomography, {n_raw} projections -> {enhanced_volume.metadata['n_projections']} reprojections"
-    rows = [VolumeExperiment(f"tomography, {n_raw} projections", "raw", on(raw_volume), "tomography_raw",
-                             pair(halves.raw))]
+    rows = [VolumeExperiment(more, "raw", on(raw_volume), "tomography_raw", pair(halves.raw))]
     rows += [VolumeExperiment(more, m, on(controls[m])) for m in CONTROLS_270]
     rows.append(VolumeExperiment(more, "fine_tuned", on(enhanced_volume), "tomography_enhanced",
                                  pair(halves.reprojection_270)))

@@ -81,6 +81,17 @@ def enhanced_chain(
     )
 
 
+def _slab_outputs(namespace: str) -> dict[str, str]:
+    """Catalog names of an evaluation chain: ``<ns>_raw_slab_volume``, ``<ns>_slab_volume``
+    (the catalog's ``{name}_slab_volume`` pattern saves them) and its reprojections."""
+    return {
+        "volume": f"{namespace}_raw_slab_volume",
+        "reprojections": f"{namespace}_reprojections",
+        "enhanced_reprojections": f"{namespace}_enhanced_reprojections",
+        "enhanced_volume": f"{namespace}_slab_volume",
+    }
+
+
 def evaluation_chains() -> Pipeline:
     """The extra chains of the 3-D evaluation, on the slab ``evaluation.volumes.slab_nm``.
 
@@ -89,7 +100,8 @@ def evaluation_chains() -> Pipeline:
     reprojected to 270 angles; ``split_even_limited`` / ``split_odd_limited``: halves of
     the 46 limited projections, reprojected to the measured angles); each chain's first
     reconstruction is the raw row's half.  ``pretrained_270``: the 270 chain with the
-    pretrained network.  Outputs are ``<namespace>.volume`` / ``<namespace>.enhanced_volume``.
+    pretrained network.  Outputs: ``<namespace>_raw_slab_volume`` (first reconstruction) and
+    ``<namespace>_slab_volume`` (the chain's result).
     """
     volumes = "params:evaluation.volumes"
     split = [
@@ -102,12 +114,15 @@ def evaluation_chains() -> Pipeline:
              ["split_even_limited_xrf", "split_odd_limited_xrf"], name="split_limited_even_odd"),
     ]
     chains = [
-        enhanced_chain(f"split_{half}_270", f"split_{half}_xrf", angles_from=REPROJECTION) for half in ("even", "odd")
-    ] + [
-        enhanced_chain(f"split_{half}_limited", f"split_{half}_limited_xrf", angles_from="raw_xrf")
+        enhanced_chain(ns, measured, angles_from=angles, outputs=_slab_outputs(ns))
         for half in ("even", "odd")
+        for ns, measured, angles in (
+            (f"split_{half}_270", f"split_{half}_xrf", REPROJECTION),
+            (f"split_{half}_limited", f"split_{half}_limited_xrf", "raw_xrf"),
+        )
     ]
-    pretrained = enhanced_chain("pretrained_270", "raw_xrf_slab", angles_from=REPROJECTION, model="pretrained_model")
+    pretrained = enhanced_chain("pretrained_270", "raw_xrf_slab", angles_from=REPROJECTION,
+                                outputs=_slab_outputs("pretrained_270"), model="pretrained_model")
     return pipeline([*split, *chains, pretrained], tags=["evaluation_chains"])
 
 
