@@ -15,6 +15,7 @@ their halves are assembled by :mod:`xrf_sr_kedro.evaluation.experiments`.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,7 +141,7 @@ def evaluate_volumes(
     rows, split, full, directional, limits, shells, slices, bands = [], {}, {}, {}, {}, {}, {}, {}
     for exp in experiments:
         values, curves, estimate, ref = score_volume(exp.volume, truth, element, settings)
-        label = f"{exp.method}, {exp.experiment.replace('tomography, ', '')}"
+        label = f"{exp.method} ({'->'.join(re.findall(r'[0-9]+', exp.experiment))})"
         if exp.halves is not None:
             even, odd = (h.data[h.elements.index(element)] for h in exp.halves)
             voxel_nm = exp.halves[0].voxel_size_nm
