@@ -26,7 +26,7 @@ from xrf_sr_kedro.tomo.recon import ReconSettings, reconstruct_stack
 from xrf_sr_kedro.tomo.reproject import even_angles_deg, project_volume
 
 args = sys.argv[1:]
-slab = (float(args[0]), float(args[1])) if len(args) >= 2 else (1200.0, 1920.0)
+slab = (float(args[0]), float(args[1])) if len(args) >= 2 else (960.0, 1920.0)
 pieces = set(args[2:])
 TIMES: dict[str, float] = {}
 

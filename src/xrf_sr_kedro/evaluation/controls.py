@@ -68,8 +68,8 @@ class VolumeSettings:
     """
 
     slab_nm: tuple[float, float] | None = None
-    n_iter: tuple[int, ...] = (2, 3, 5, 10)
-    reg_par: tuple[float, ...] = (0.001, 0.01, 0.1)
+    n_iter: tuple[int, ...] = (3, 5, 10)
+    reg_par: tuple[float, ...] = (0.01, 0.1)
     criterion: str = "fsc_vs_truth_nm"
     seed_offset: int = 2000
 
