@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xrf_sr_kedro.pipelines.tomography.pipeline import create_pipeline, enhanced_chain
+from xrf_sr_kedro.pipelines.tomography.pipeline import create_pipeline, enhanced_chain, evaluation_chains
 
 PARAMS = {"params:tomography.recon", "params:enhancement.engine"}
 
@@ -36,8 +36,8 @@ def test_measured_angles_come_from_the_named_stack():
 def test_tomography_pipeline_keeps_the_catalog_dataset_names():
     pipe = create_pipeline()
     assert pipe.inputs() == {
-        "raw_xrf", "fine_tuned_model", "pretrained_model", "probe_intensity",
-        "params:tomography.reprojection", "params:evaluation.volumes", *PARAMS,
+        "raw_xrf", "fine_tuned_model", "probe_intensity", "params:tomography.reprojection",
+        *PARAMS,
     }
     chain_outputs = {
         "raw_volume", "raw_reprojections", "enhanced_reprojections", "enhanced_volume",
@@ -50,7 +50,8 @@ def test_tomography_pipeline_keeps_the_catalog_dataset_names():
 
 
 def test_split_chains_each_run_one_half_of_the_measured_projections():
-    pipe = create_pipeline()
+    pipe = create_pipeline() + evaluation_chains()
+    assert not any("." in name for name in pipe.all_outputs())
     by_name = {n.name: n for n in pipe.nodes}
     for experiment, source in (("270", "raw_xrf_slab"), ("limited", "limited_projection_xrf_slab")):
         split = next(n for n in pipe.nodes if n.inputs == [source] and n.name.startswith("split_"))

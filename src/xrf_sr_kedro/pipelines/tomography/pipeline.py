@@ -95,6 +95,9 @@ def _slab_outputs(namespace: str) -> dict[str, str]:
 def evaluation_chains() -> Pipeline:
     """The extra chains of the 3-D evaluation, on the slab ``evaluation.volumes.slab_nm``.
 
+    Not part of the tomography stage: ``pipeline_registry`` adds them to the evaluation
+    stage (which needs a ground truth anyway), so measured data never runs them.
+
     Independent split halves: the even and the odd *measured* projections each run
     through the whole chain of their experiment (``split_even_270`` / ``split_odd_270``:
     reprojected to 270 angles; ``split_even_limited`` / ``split_odd_limited``: halves of
@@ -123,7 +126,7 @@ def evaluation_chains() -> Pipeline:
     ]
     pretrained = enhanced_chain("pretrained_270", "raw_xrf_slab", angles_from=REPROJECTION,
                                 outputs=_slab_outputs("pretrained_270"), model="pretrained_model")
-    return pipeline([*split, *chains, pretrained], tags=["evaluation_chains"])
+    return pipeline([*split, *chains, pretrained], tags=["evaluation", "evaluation_chains"])
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -170,5 +173,5 @@ def create_pipeline(**kwargs) -> Pipeline:
         ),
     ]
     return pipeline(
-        [more_angles, select_half, half_projections, *report, evaluation_chains()], tags=["tomography"]
+        [more_angles, select_half, half_projections, *report], tags=["tomography"]
     )
