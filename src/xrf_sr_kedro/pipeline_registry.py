@@ -25,9 +25,16 @@ def register_pipelines() -> dict[str, Pipeline]:
     sum of the stages that were loaded (all six when it is the one requested).  In
     ``__default__`` the stages after ``simulation`` read the simulated stacks
     (:data:`SIMULATED_STAND_INS`), so the run never reads or writes a user's
-    measured files.
+    measured files.  The evaluation stage includes the tomography chains it needs
+    (independent split halves, the pretrained chain:
+    ``tomography.pipeline.evaluation_chains``), so a tomography run on measured data
+    never runs them.
     """
     pipelines = find_pipelines(raise_errors=True)
+    if "evaluation" in pipelines:  # its extra tomography chains, from the tomography factory
+        from xrf_sr_kedro.pipelines.tomography.pipeline import evaluation_chains
+
+        pipelines["evaluation"] = pipelines["evaluation"] + evaluation_chains()
     later = sum((pipelines[name] for name in STAGES[1:] if name in pipelines), Pipeline([]))
     stand_ins = {k: v for k, v in SIMULATED_STAND_INS.items() if k in later.inputs()}
     default = pipeline(later, inputs=stand_ins) if stand_ins else later

@@ -34,6 +34,12 @@ twice its pixel sizes (30 nm, 7.5 nm), i.e. Nyquist-saturated.</p>
 {{ table_html }}
 {% if tuning_html %}<h2>TV weight sweep, on a region disjoint from the evaluated sample (never its truth)</h2>
 {{ tuning_html }}{% endif %}
+{% if recon_tuning_html %}<h2>raw_best_iterations: OSPML sweep on another simulated sample (the choice; never the
+evaluation truth)</h2>
+{{ recon_tuning_html }}{% endif %}
+{% if recon_oracle_html %}<h2>Oracle: the same OSPML sweep scored against the evaluation truth (for reference only,
+never used to choose)</h2>
+{{ recon_oracle_html }}{% endif %}
 {% for name, data in figures %}<figure><img alt="{{ name }}" src="data:image/png;base64,{{ data }}">
 <figcaption>{{ name }}</figcaption></figure>
 {% endfor %}</body></html>
@@ -47,14 +53,20 @@ def _png_base64(figure: Figure) -> str:
 
 
 def render_html(results: pd.DataFrame, figures: dict[str, Figure], threshold: str = "one_bit",
-                tv_tuning: pd.DataFrame | None = None) -> str:
-    """The HTML page (table, TV tuning sweep, figures as inline PNG)."""
+                tv_tuning: pd.DataFrame | None = None, recon_tuning: pd.DataFrame | None = None,
+                recon_oracle: pd.DataFrame | None = None) -> str:
+    """The HTML page (table, TV and OSPML tuning sweeps, the oracle sweep, figures as inline PNG)."""
+    def html(table: pd.DataFrame | None) -> str:
+        return table.to_html(**fmt) if table is not None and len(table) else ""
+
     fmt = {"float_format": lambda v: f"{v:.3g}", "na_rep": "-", "index": False}
     template = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined).from_string(REPORT_TEMPLATE)
     return template.render(
         threshold=threshold.replace("_", "-"),
         table_html=results.to_html(**fmt),
-        tuning_html=tv_tuning.to_html(**fmt) if tv_tuning is not None and len(tv_tuning) else "",
+        tuning_html=html(tv_tuning),
+        recon_tuning_html=html(recon_tuning),
+        recon_oracle_html=html(recon_oracle),
         figures=[(name, _png_base64(fig)) for name, fig in figures.items()],
     )
 
@@ -66,9 +78,11 @@ def build_report(
     volume_figures: dict[str, Figure],
     threshold: str = "one_bit",
     tv_tuning: pd.DataFrame | None = None,
+    recon_tuning: pd.DataFrame | None = None,
+    recon_oracle: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, str, str, dict[str, Figure], dict[str, list[dict[str, float]]]]:
     """Results table, its Markdown, the HTML page, all figures and the MLflow metrics."""
     results = pd.concat([projection_results, volume_results], ignore_index=True)
     figures = projection_figures | volume_figures
-    html = render_html(results, figures, threshold, tv_tuning)
+    html = render_html(results, figures, threshold, tv_tuning, recon_tuning, recon_oracle)
     return results, markdown_table(results), html, figures, mlflow_metrics(results)

@@ -7,15 +7,15 @@ plane, capped by the Crowther limit of the angles used), and the finest calibrat
 pair resolved by the Rayleigh test in 3-D (on the volume's own grid).
 
 Split halves: only halves whose noise is independent belong in
-``fsc_split_half_nm``.  Today that is the raw row (even / odd measured projections,
-each reconstructed alone).  The halves of the reprojection experiments come from one
-reconstruction and share its noise, so they are not reported; independent chains
-(each half of the measured projections through the whole chain) are planned.
+``fsc_split_half_nm``: the even and the odd *measured* projections, each run through the
+whole chain of the row's experiment (raw: each half reconstructed alone).  The rows and
+their halves are assembled by :mod:`xrf_sr_kedro.evaluation.experiments`.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,8 +44,6 @@ __all__ = [
     "support_mask",
     "score_volume",
     "evaluate_volumes",
-    "standard_experiments",
-    "evaluate_tomography",
     "calibration_section",
 ]
 
@@ -143,12 +141,13 @@ def evaluate_volumes(
     rows, split, full, directional, limits, shells, slices, bands = [], {}, {}, {}, {}, {}, {}, {}
     for exp in experiments:
         values, curves, estimate, ref = score_volume(exp.volume, truth, element, settings)
+        label = f"{exp.method} ({'->'.join(re.findall(r'[0-9]+', exp.experiment))})"
         if exp.halves is not None:
             even, odd = (h.data[h.elements.index(element)] for h in exp.halves)
-            split[exp.experiment] = fourier_shell_correlation(even, odd, exp.volume.voxel_size_nm, settings.apodize)
-            values["fsc_split_half_nm"] = resolution_nm(split[exp.experiment], settings.threshold)
+            voxel_nm = exp.halves[0].voxel_size_nm
+            split[label] = fourier_shell_correlation(even, odd, voxel_nm, settings.apodize)
+            values["fsc_split_half_nm"] = resolution_nm(split[label], settings.threshold)
         rows.append(make_row(exp.experiment, exp.method, "3D", exp.paper_key, **values))
-        label = f"{exp.method}, {exp.experiment.replace('tomography, ', '')}"
         full[label] = curves["all"]
         for d in ("axial", "equatorial"):
             directional[f"{label} {d}"] = curves[d]
@@ -183,31 +182,3 @@ def evaluate_volumes(
             split, f"{element}: split-half FSC (independent halves)", settings.threshold
         )
     return results_table(rows), figures
-
-
-def standard_experiments(
-    raw_volume: Volume, raw_halves: tuple[Volume, Volume], enhanced_volume: Volume, limited_volume: Volume
-) -> list[VolumeExperiment]:
-    """The three tomography experiments of the paper as rows: raw (with its independent
-    even/odd halves), 91 -> 270 reprojections and 46 -> 91 reprojections (fine-tuned)."""
-    n_raw = raw_volume.metadata["n_projections"]
-    return [
-        VolumeExperiment(f"tomography, {n_raw} projections", "raw", raw_volume, "tomography_raw", raw_halves),
-        VolumeExperiment(
-            f"tomography, {n_raw} projections -> {enhanced_volume.metadata['n_projections']} reprojections",
-            "fine_tuned", enhanced_volume, "tomography_enhanced",
-        ),
-        VolumeExperiment(
-            f"tomography, {(n_raw + 1) // 2} projections -> {limited_volume.metadata['n_projections']} "
-            "reprojections", "fine_tuned", limited_volume, "tomography_limited",
-        ),
-    ]
-
-
-def evaluate_tomography(
-    truth: Volume, raw_volume: Volume, raw_halves: tuple[Volume, Volume], enhanced_volume: Volume,
-    limited_volume: Volume, element: str, settings: MetricSettings,
-) -> tuple[pd.DataFrame, dict[str, Figure]]:
-    """:func:`evaluate_volumes` on :func:`standard_experiments`."""
-    experiments = standard_experiments(raw_volume, raw_halves, enhanced_volume, limited_volume)
-    return evaluate_volumes(truth, experiments, element, settings)

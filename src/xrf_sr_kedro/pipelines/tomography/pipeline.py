@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from . import nodes
+from . import nodes, slab_nodes
 
 RECON = "params:tomography.recon"
 ENGINE = "params:enhancement.engine"
@@ -24,6 +24,7 @@ def enhanced_chain(
     *,
     angles_from: str,
     outputs: dict[str, str] | None = None,
+    model: str = "fine_tuned_model",
 ) -> Pipeline:
     """reconstruct -> reproject -> enhance -> reconstruct, as one namespaced modular pipeline.
 
@@ -41,6 +42,8 @@ def enhanced_chain(
         Catalog names for the chain's datasets ``volume`` (reconstruction of the
         measured input), ``reprojections``, ``enhanced_reprojections`` and
         ``enhanced_volume``; unmapped ones become ``<namespace>.<name>``.
+    model : str
+        Catalog name of the network checkpoint (default ``fine_tuned_model``).
 
     Returns
     -------
@@ -69,13 +72,61 @@ def enhanced_chain(
         ),
     ]
     parameters = {RECON, ENGINE} | ({angles_from} if from_params else set())
-    inputs = {"measured": measured_input, "fine_tuned_model": "fine_tuned_model",
+    inputs = {"measured": measured_input, "fine_tuned_model": model,
               "probe_intensity": "probe_intensity"}
     if not from_params:
         inputs["angles_source"] = angles_from
     return pipeline(
         chain, namespace=namespace, inputs=inputs, outputs=outputs or {}, parameters=parameters
     )
+
+
+def _slab_outputs(namespace: str) -> dict[str, str]:
+    """Catalog names of an evaluation chain: ``<ns>_raw_slab_volume``, ``<ns>_slab_volume``
+    (the catalog's ``{name}_slab_volume`` pattern saves them) and its reprojections."""
+    return {
+        "volume": f"{namespace}_raw_slab_volume",
+        "reprojections": f"{namespace}_reprojections",
+        "enhanced_reprojections": f"{namespace}_enhanced_reprojections",
+        "enhanced_volume": f"{namespace}_slab_volume",
+    }
+
+
+def evaluation_chains() -> Pipeline:
+    """The extra chains of the 3-D evaluation, on the slab ``evaluation.volumes.slab_nm``.
+
+    Not part of the tomography stage: ``pipeline_registry`` adds them to the evaluation
+    stage (which needs a ground truth anyway), so measured data never runs them.
+
+    Independent split halves: the even and the odd *measured* projections each run
+    through the whole chain of their experiment (``split_even_270`` / ``split_odd_270``:
+    reprojected to 270 angles; ``split_even_limited`` / ``split_odd_limited``: halves of
+    the 46 limited projections, reprojected to the measured angles); each chain's first
+    reconstruction is the raw row's half.  ``pretrained_270``: the 270 chain with the
+    pretrained network.  Outputs: ``<namespace>_raw_slab_volume`` (first reconstruction) and
+    ``<namespace>_slab_volume`` (the chain's result).
+    """
+    volumes = "params:evaluation.volumes"
+    split = [
+        node(slab_nodes.select_evaluation_slab, ["raw_xrf", volumes], "raw_xrf_slab", name="select_evaluation_slab"),
+        node(slab_nodes.split_even_odd, "raw_xrf_slab", ["split_even_xrf", "split_odd_xrf"],
+             name="split_measured_even_odd"),
+        node(slab_nodes.select_evaluation_slab, ["limited_projection_xrf", volumes], "limited_projection_xrf_slab",
+             name="select_limited_evaluation_slab"),
+        node(slab_nodes.split_even_odd, "limited_projection_xrf_slab",
+             ["split_even_limited_xrf", "split_odd_limited_xrf"], name="split_limited_even_odd"),
+    ]
+    chains = [
+        enhanced_chain(ns, measured, angles_from=angles, outputs=_slab_outputs(ns))
+        for half in ("even", "odd")
+        for ns, measured, angles in (
+            (f"split_{half}_270", f"split_{half}_xrf", REPROJECTION),
+            (f"split_{half}_limited", f"split_{half}_limited_xrf", "raw_xrf"),
+        )
+    ]
+    pretrained = enhanced_chain("pretrained_270", "raw_xrf_slab", angles_from=REPROJECTION,
+                                outputs=_slab_outputs("pretrained_270"), model="pretrained_model")
+    return pipeline([*split, *chains, pretrained], tags=["evaluation", "evaluation_chains"])
 
 
 def create_pipeline(**kwargs) -> Pipeline:
