@@ -83,7 +83,8 @@ def test_spectra_dataset_checks_lines_against_the_calibration(tmp_path):
 def test_mat_dataset_reads_and_lists_elements_present(tmp_path):
     rng = np.random.default_rng(1)
     maps = rng.uniform(1, 5, (2, 2, 4, 6))
-    savemat(tmp_path / "m.mat", {"maps": maps, "elements": np.array(["Ca_K", "Zn_K"], dtype=object),
+    names = np.array(["Ca_K", "Zn_K"], dtype=object)
+    savemat(tmp_path / "m.mat", {"maps": maps, "elements": names,
                                  "theta_deg": np.array([15.0, -15.0]), "pixel_size_nm": 80.0})
     ds = MatMapsDataset(filepath=str(tmp_path / "m.mat"), elements=["Zn_K"])
     assert ds.exists()

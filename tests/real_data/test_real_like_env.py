@@ -148,11 +148,13 @@ def test_centre_shifts_and_i0_are_found_from_files_alone(raw_run):
 
 def test_raw_volume_error_is_within_10_percent_of_perfectly_aligned_data(raw_run):
     project, m, aligned = raw_run
-    raw = XRFHDF5Dataset(filepath=str(project / "data" / "07_model_output" / "raw_volume.h5")).load()
-    assert raw.metadata["center_offset_px"] == pytest.approx(
-        XRFHDF5Dataset(filepath=str(project / "data" / "02_intermediate" /
-                                    "prepared_xrf_projections.h5")).load().metadata["center_offset_px"]
-    )
+    data = project / "data"
+    raw = XRFHDF5Dataset(filepath=str(data / "07_model_output" / "raw_volume.h5")).load()
+    prepared = XRFHDF5Dataset(
+        filepath=str(data / "02_intermediate" / "prepared_xrf_projections.h5")
+    ).load()
+    # the reconstruction took the centre the preparation found (the parameter is 0)
+    assert raw.metadata["center_offset_px"] == pytest.approx(prepared.metadata["center_offset_px"])
     recon = yaml.safe_load((project / "conf" / "real_like" / "parameters.yml").read_text())
     settings = {**recon["tomography"]["recon"], "center_offset_px": OFFSET_PX}
     reference = SpectraDataset(filepath=str(aligned / "scan_*.h5"), elements=["Mn_K", "Fe_K"],

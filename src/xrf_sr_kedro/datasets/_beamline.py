@@ -41,7 +41,8 @@ class BeamlineFilesDataset(AbstractDataset[None, XRFStack]):
         if not elements:
             raise DatasetError(f"{type(self).__name__}: elements must list at least one line, "
                                "e.g. [Fe_K]")
-        self._filepath = [str(p) for p in filepath] if isinstance(filepath, list) else str(filepath)
+        many = isinstance(filepath, list)
+        self._filepath = [str(p) for p in filepath] if many else str(filepath)
         self._elements = list(elements)
         self.metadata = metadata
 

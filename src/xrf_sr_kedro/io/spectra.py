@@ -332,5 +332,6 @@ def check_spectra_lines(
     if outside:
         raise DataFormatError(
             p, key, f"element line(s) {outside} lie outside the calibrated range "
-            f"{e.min():.3f}-{e.max():.3f} keV of the spectra; check the elements or the calibration",
+            f"{e.min():.3f}-{e.max():.3f} keV of the spectra; check the elements or the "
+            "calibration",
         )

@@ -33,7 +33,8 @@ def _trial_centres(result: PreparationResult) -> Figure | None:
     for ax, k in zip(axes, picks):
         im = _show(ax, c.trial_images[k], result.stack.pixel_size_nm, norm, MAP_CMAP,
                    f"offset {c.trial_offsets_px[k]:+.2f} px\nscore {c.trial_scores[k]:.3g}")
-    fig.colorbar(im, ax=list(axes), shrink=0.8, label=f"FBP slice ({result.stack.units} per voxel)")
+    label = f"FBP slice ({result.stack.units} per voxel)"
+    fig.colorbar(im, ax=list(axes), shrink=0.8, label=label)
     fig.suptitle(f"trial centres on {result.reference_element}: found "
                  f"{result.center_offset_px:+.2f} px ({c.method})", fontsize=10)
     return fig

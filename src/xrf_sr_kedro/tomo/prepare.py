@@ -102,7 +102,9 @@ def prepare_stack(
     if stack.angles_deg is None:
         raise ValueError("cannot prepare: the stack has no rotation angles (a tomography series)")
     if centre != "auto" and not isinstance(centre, (int, float)):
-        raise ValueError(f"parameter preparation.centre must be 'auto' or a number (px), got {centre!r}")
+        raise ValueError(
+            f"parameter preparation.centre must be 'auto' or a number (px), got {centre!r}"
+        )
     if reference_element is None:
         reference_element = stack.elements[int(np.argmax(stack.data.sum(axis=(1, 2, 3))))]
     if reference_element not in stack.elements:
@@ -126,10 +128,10 @@ def prepare_stack(
                 stack, reference_element, offset, initial_shifts_px=result.shifts_px, **kw
             )
     method = "fixed (parameter)" if last is None else last.method
+    rms = None if result is None else float(np.sqrt((result.shifts_px**2).sum(axis=1).mean()))
     logger.info(
         "prepared %d projections: centre offset %+.2f px (%s)%s", stack.n_frames, offset, method,
-        "" if result is None else
-        f", shifts {np.sqrt((result.shifts_px**2).sum(axis=1).mean()):.2f} px rms on {reference_element}",
+        "" if rms is None else f", shifts {rms:.2f} px rms on {reference_element}",
     )
     md = {
         **prepared.metadata,

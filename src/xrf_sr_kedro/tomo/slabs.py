@@ -231,7 +231,8 @@ def reproject_slabs(
         the voxel size (nm).
     """
     volume = open_volume(volume_path)
-    center_offset_px = center_offset_px_for(volume.metadata, volume.voxel_size_nm, center_offset_px)
+    voxel_nm = volume.voxel_size_nm
+    center_offset_px = center_offset_px_for(volume.metadata, voxel_nm, center_offset_px)
     angles = np.asarray(angles_deg, dtype=np.float64).reshape(-1)
     idx = _element_indices(volume.elements, elements, volume_path)
     _, n_slices, n, _ = volume.shape
@@ -243,7 +244,7 @@ def reproject_slabs(
     meta = {
         **volume.metadata, "source": str(volume_path), "reprojected": True,
         **center_metadata(
-            center_offset_px, volume.voxel_size_nm, volume.metadata.get("center_method", "parameter")
+            center_offset_px, voxel_nm, volume.metadata.get("center_method", "parameter")
         ),
     }
     with stack_writer(
