@@ -36,8 +36,7 @@ from xrf_sr_kedro.io.chunked import (
 from xrf_sr_kedro.parallel import ParallelConfig, client_for, map_slabs, task_setup
 
 from .centre import center_metadata, center_offset_px_for
-from .iterative import DEFAULT_REG_PAR
-from .recon import reconstruct
+from .recon import DEFAULT_REG_PAR, reconstruct
 from .reproject import reproject
 
 logger = logging.getLogger(__name__)
@@ -69,6 +68,7 @@ def _reconstruct_slab(
     *,
     stack: ChunkedStack,
     recon: dict[str, Any],
+    scales: dict[int, float],
     device: str,
     threads: int,
 ) -> np.ndarray:
@@ -76,7 +76,21 @@ def _reconstruct_slab(
     _, e, r0, r1 = slab
     dev = task_setup(device, threads)
     rows = stack.read_rows(e, r0, r1)
-    return reconstruct(rows, stack.angles_deg, device=dev, progress=False, **recon)
+    return reconstruct(rows, stack.angles_deg, device=dev, progress=False, reg_scale=scales[e],
+                       **recon)
+
+
+def _penalty_scales(stack: ChunkedStack, idx: list[int], ranges: list) -> dict[int, float]:
+    """The mean of the positive values of each element, read slab by slab (tomo.recon)."""
+    scales = {}
+    for e in idx:
+        total, count = 0.0, 0
+        for r0, r1 in ranges:
+            rows = stack.read_rows(e, r0, r1)
+            total += float(rows[rows > 0].sum(dtype=np.float64))
+            count += int((rows > 0).sum())
+        scales[e] = total / count if count else 1.0
+    return scales
 
 
 def reconstruct_slabs(
@@ -143,12 +157,16 @@ def reconstruct_slabs(
         center_offset_px=center_offset_px, slice_batch=slice_batch, clip_negative=clip_negative,
     )
     _check_on_one_row(stack, idx[0], recon)
+    # ospml_quad's reg_par is relative to each element's whole stack, not to a slab's rows
+    ml = algorithm == "ospml_quad"
+    scales = _penalty_scales(stack, idx, ranges) if ml else dict.fromkeys(idx, 1.0)
     cfg = parallel or ParallelConfig()
     meta = {
         **stack.metadata,
         "source": str(stack_path),
         "slab_slices": int(slab_slices),
         "reconstruction": {k: v for k, v in recon.items() if v is not None},
+        "reg_scale": [scales[e] for e in idx],
         **center_metadata(
             center_offset_px, stack.pixel_size_nm, stack.metadata.get("center_method", "parameter")
         ),
@@ -169,7 +187,7 @@ def reconstruct_slabs(
 
         map_slabs(
             _reconstruct_slab, slabs, client=cl, on_result=write, max_in_flight=max_in_flight,
-            desc=f"{algorithm} slabs", progress=progress, stack=stack, recon=recon,
+            desc=f"{algorithm} slabs", progress=progress, stack=stack, recon=recon, scales=scales,
             device=cfg.device, threads=cfg.threads_per_worker,
         )
     return open_volume(out_path)
