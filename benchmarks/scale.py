@@ -63,7 +63,7 @@ def phantom_stack(path: Path, n_angles: int, n_rows: int, width: int) -> None:
 def time_recon(tmp: Path, width: int, slab: int, n_angles: int, reproj_angles: int, device: str):
     stack = tmp / f"stack_{width}.h5"
     phantom_stack(stack, n_angles, slab, width)
-    kw = dict(algorithm="ospml_quad", n_iter=N_ITER, n_subsets=N_SUBSETS, reg_par=0.01,
+    kw = dict(algorithm="ospml_quad", n_iter=N_ITER, n_subsets=N_SUBSETS, reg_par=1.5,
               slab_slices=slab, parallel=SERIAL, progress=False)
     reconstruct_slabs(stack, tmp / "warm.h5", **{**kw, "n_iter": 1})  # build the projector
     t0 = time.perf_counter()

@@ -17,9 +17,33 @@ SIMULATED_STAND_INS = {
     "fine_tuning_fine_xrf": "simulated_fine_tuning_fine_xrf",
 }
 
+#: Measured stack -> the prepared (centred, aligned) stack the ``preparation``
+#: pipeline writes from it.  In the ``real_data`` pipelines the tomography reads the
+#: prepared stack; run alone (and in ``__default__``) it reads ``raw_xrf`` as before.
+PREPARED_STAND_INS = {"raw_xrf": "prepared_xrf"}
+
+
+def prepared_chain(raw_only: bool = False) -> Pipeline:
+    """Preparation, then the tomography fed the prepared stack (:data:`PREPARED_STAND_INS`).
+
+    The ``real_data`` pipeline (``raw_only=False``: raw volume, reprojections,
+    enhancement, enhanced volume) and ``real_data_raw`` (``raw_only=True``: the raw
+    volume only, for when no trained network exists) are built here, from the two
+    stage pipelines as registered; their packages only call this function.
+    """
+    import importlib
+
+    def stage(name: str) -> Pipeline:
+        return importlib.import_module(f"xrf_sr_kedro.pipelines.{name}").create_pipeline()
+
+    tomo = pipeline(stage("tomography"), inputs=PREPARED_STAND_INS)
+    if raw_only:
+        tomo = tomo.only_nodes_with_outputs("raw_volume")
+    return stage("preparation") + tomo
+
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Register the six stage pipelines and ``__default__`` (all of them).
+    """Register the stage pipelines, ``__default__`` (the six stages) and ``real_data``.
 
     Kedro 1.7 imports only the pipelines a run asks for, so ``__default__`` is the
     sum of the stages that were loaded (all six when it is the one requested).  In

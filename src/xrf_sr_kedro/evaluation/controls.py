@@ -69,7 +69,7 @@ class VolumeSettings:
 
     slab_nm: tuple[float, float] | None = None
     n_iter: tuple[int, ...] = (3, 5, 10)
-    reg_par: tuple[float, ...] = (0.01, 0.1)
+    reg_par: tuple[float, ...] = (1.5, 15.0)
     criterion: str = "fsc_vs_truth_nm"
     seed_offset: int = 2000
 

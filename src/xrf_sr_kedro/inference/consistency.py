@@ -15,13 +15,61 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from xrf_sr_kedro.metrics.plots import plot_before_after
+from xrf_sr_kedro.physics.dose import dose_guard, estimate_dose, residual_vs_noise
 from xrf_sr_kedro.physics.probe import resample_probe, unit_probe
 from xrf_sr_kedro.types import ProbeIntensity, XRFStack
 from xrf_sr_kedro.validation import positive_int
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["consistency_report", "data_consistency"]
+__all__ = ["consistency_report", "data_consistency", "noise_check"]
+
+
+def noise_check(
+    measured: XRFStack,
+    residual: float,
+    shown_min_counts: float | None = None,
+    shown_max_counts: float | None = None,
+    tolerance: float = 1.5,
+) -> tuple[dict[str, float], list[str]]:
+    """Compare a consistency residual with the Poisson noise expected at the data's dose.
+
+    Parameters
+    ----------
+    measured : XRFStack
+        The measured maps (their dose is estimated from the data,
+        :func:`xrf_sr_kedro.physics.dose.estimate_dose`).
+    residual : float
+        The overall relative L2 consistency residual.
+    shown_min_counts, shown_max_counts : float, optional
+        Counts per pixel between which enhancement was shown to help; outside, a
+        warning (:func:`xrf_sr_kedro.physics.dose.dose_guard`).
+    tolerance : float
+        Residual / Poisson level above which the enhanced maps disagree with the data.
+
+    Returns
+    -------
+    values : dict
+        ``dose_counts_per_pixel`` (where the sample is), ``poisson_expected_residual``,
+        ``residual_vs_noise`` (ratio) and ``dose_outside_shown_range`` (0 or 1).
+    notes : list of str
+        One line each: the verdict on the residual, and the dose warning if any.
+    """
+    est = estimate_dose(measured.data, measured.units)
+    ratio, verdict = residual_vs_noise(residual, est.expected_residual, tolerance)
+    warning = None
+    if shown_min_counts is not None:
+        warning = dose_guard(est, shown_min_counts, shown_max_counts)
+    (logger.warning if ratio > tolerance else logger.info)("Data consistency: %s", verdict)
+    if warning:
+        logger.warning("Low-count guard: %s", warning)
+    values = {
+        "dose_counts_per_pixel": est.signal_counts_per_pixel,
+        "poisson_expected_residual": est.expected_residual,
+        "residual_vs_noise": ratio,
+        "dose_outside_shown_range": float(warning is not None),
+    }
+    return values, [verdict] + ([warning] if warning else [])
 
 
 def data_consistency(
@@ -123,6 +171,9 @@ def consistency_report(
     fast_axis: Literal["x", "y"] = "x",
     mode: str = "fly",
     n_example_maps: int = 3,
+    shown_min_counts: float | None = None,
+    shown_max_counts: float | None = None,
+    residual_tolerance: float = 1.5,
 ) -> tuple[dict[str, list[dict[str, float]]], dict[str, Figure]]:
     """Degrade the enhanced maps again and compare them with the measured ones.
 
@@ -138,12 +189,16 @@ def consistency_report(
         As for :func:`data_consistency`.
     n_example_maps : int
         Frames per element shown as before / after / residual figures.
+    shown_min_counts, shown_max_counts, residual_tolerance
+        The low-count guard and the noise comparison (:func:`noise_check`); its
+        verdict and any dose warning are logged and written on every figure.
 
     Returns
     -------
     metrics : dict
-        MLflow metric history: ``consistency_relative_l2_overall`` and
-        ``consistency_total_signal_error_overall`` at step 0.
+        MLflow metric history: ``consistency_relative_l2_overall``,
+        ``consistency_total_signal_error_overall`` and the values of
+        :func:`noise_check` (``consistency_residual_vs_noise``, ...) at step 0.
     figures : dict of str to Figure
         ``"<element>_frame<NNN>.png"`` before / after / residual panels.
     """
@@ -159,9 +214,14 @@ def consistency_report(
         report["relative_l2_overall"],
         report["total_signal_error_overall"],
     )
+    noise, notes = noise_check(
+        measured, report["relative_l2_overall"], shown_min_counts, shown_max_counts,
+        residual_tolerance,
+    )
+    values = {key: report[key] for key in ("relative_l2_overall", "total_signal_error_overall")}
     metrics = {
-        f"consistency_{key}": [{"value": float(report[key]), "step": 0}]
-        for key in ("relative_l2_overall", "total_signal_error_overall")
+        f"consistency_{key}": [{"value": float(value), "step": 0}]
+        for key, value in {**values, **noise}.items()
     }
     figures = {}
     frames = np.linspace(0, measured.n_frames - 1, min(n_example_maps, measured.n_frames))
@@ -176,4 +236,5 @@ def consistency_report(
                 pixel_size_after_nm=enhanced.pixel_size_nm,
                 units=measured.units,
             )
+            figures[f"{element}_frame{f:03d}.png"].suptitle("\n".join(notes), fontsize=8)
     return metrics, figures

@@ -197,3 +197,13 @@ def write_maps_like(
         if theta_deg is not None:
             pv = [[b"2xfm:m58.VAL", b"2xfm:m99.VAL"], [str(theta_deg).encode(), b"0"]]
             g.create_dataset("extra_pvs", data=np.array(pv))
+
+
+def check_maps_elements(path: str | os.PathLike, elements: Sequence[str]) -> None:
+    """Raise DataFormatError listing the file's channels when an element is missing.
+
+    Reads ``/MAPS/channel_names`` only (no maps), for a check before any work.
+    """
+    p = require_file(path, "a MAPS HDF5 file")
+    with h5py.File(p, "r") as f:
+        check_elements(elements, _channel_names(f, p), p, "/MAPS/channel_names")

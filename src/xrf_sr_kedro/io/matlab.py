@@ -194,3 +194,15 @@ def _mat_frames(path, elements, data_key, names_key, angles_key, i0_key, pixel_s
         )
         for k in range(n)
     ]
+
+
+def check_mat_elements(
+    path: str | os.PathLike, elements: Sequence[str], names_key: str = "elements"
+) -> None:
+    """Raise DataFormatError listing the file's element names when one is missing.
+
+    Reads the ``names_key`` variable only, for a check before any work.
+    """
+    p = require_file(path, "a MATLAB .mat file")
+    names = _names(read_mat_variables(p, [names_key])[names_key], p, names_key)
+    check_elements(elements, names, p, names_key)

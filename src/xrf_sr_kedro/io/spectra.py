@@ -298,3 +298,40 @@ def read_spectra(
         frames, elements, angles_deg=angles_deg, pixel_size_nm=pixel_size_nm,
         units="fitted counts" if method == "fit" else "counts",
     )
+
+
+def check_spectra_lines(
+    path: str | os.PathLike,
+    elements: Sequence[str],
+    calibration: EnergyCalibration | None = None,
+    key: str = "spectra",
+) -> None:
+    """Raise (ValueError / DataFormatError) when an element line is unknown or outside the
+    calibrated energy range of the file's spectra; reads the calibration and the shape only
+    for HDF5 (the whole array for ``.npz`` / ``.npy``)."""
+    for name in elements:
+        emission_line(name)
+    p = require_file(path, "a spectra file (.h5, .npz or .npy)")
+    if p.suffix.lower() in (".npz", ".npy"):
+        arrays, attrs = _load_arrays(p, key)
+        n_ch = np.shape(arrays["spectra"])[-1]
+    else:
+        with h5py.File(p, "r") as f:
+            if key not in f:
+                raise DataFormatError(p, key, f"missing; datasets present: {sorted(f)}")
+            attrs = {**dict(f.attrs), **dict(f[key].attrs)}
+            n_ch = f[key].shape[-1]
+    cal = calibration
+    if cal is None:
+        if _CAL_KEYS[0] not in attrs or _CAL_KEYS[1] not in attrs:
+            raise DataFormatError(p, _CAL_KEYS[1], "no energy calibration in the file; give "
+                                  "calibration (offset_kev, slope_kev) in the catalog entry")
+        cal = EnergyCalibration(*(float(attrs.get(k, 0.0)) for k in _CAL_KEYS))
+    e = cal.energies_kev(n_ch)
+    outside = [n for n in elements if not e.min() <= emission_line(n).energy_kev <= e.max()]
+    if outside:
+        raise DataFormatError(
+            p, key, f"element line(s) {outside} lie outside the calibrated range "
+            f"{e.min():.3f}-{e.max():.3f} keV of the spectra; check the elements or the "
+            "calibration",
+        )

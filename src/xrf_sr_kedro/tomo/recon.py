@@ -29,7 +29,6 @@ from .iterative import (
     ALGORITHMS,
     DEFAULT_N_ITER,
     DEFAULT_N_SUBSETS,
-    DEFAULT_REG_PAR,
     Algorithm,
     check_n_iter,
     check_nonnegative,
@@ -44,8 +43,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_ALGORITHM",
+    "DEFAULT_REG_PAR",
     "DEFAULT_SLICE_BATCH",
     "ReconSettings",
+    "penalty_scale",
     "reconstruct",
     "reconstruct_stack",
     "select_slab",
@@ -53,6 +54,23 @@ __all__ = [
 
 DEFAULT_ALGORITHM: Algorithm = "ospml_quad"
 DEFAULT_SLICE_BATCH = 32
+#: ``reg_par`` of :func:`reconstruct` is relative to the data's scale: the penalty weight
+#: of ``ospml_quad`` is ``reg_par / penalty_scale(projections)``.  1.5 gives the simulated
+#: Zn data (mean 152 counts) the absolute weight 0.01 they had before (0.0099).
+DEFAULT_REG_PAR = 1.5
+
+
+def penalty_scale(projections: np.ndarray) -> float:
+    """The data scale ``reg_par`` is relative to: the mean of the positive values.
+
+    The Poisson likelihood grows linearly with the counts and the quadratic penalty
+    with their square, so the same balance at any count level needs a penalty weight
+    inversely proportional to the data's scale.  Returns 1.0 for data with no
+    positive value.
+    """
+    p = np.asarray(projections)
+    positive = p[p > 0]
+    return float(positive.mean()) if positive.size else 1.0
 
 
 def reconstruct(
@@ -64,6 +82,7 @@ def reconstruct(
     reg_par: float = DEFAULT_REG_PAR,
     center_offset_px: float = 0.0,
     n: int | None = None,
+    reg_scale: float | None = None,
     slice_batch: int = DEFAULT_SLICE_BATCH,
     device: str | torch.device | None = None,
     filter_name: str = "ramp",
@@ -85,8 +104,13 @@ def reconstruct(
     n_subsets : int, optional
         Ordered subsets for OSEM/OSPML (default ``min(10, n_angles)``).
     reg_par : float
-        Quadratic penalty weight of ``ospml_quad`` (TomoPy's ``reg_par``); in the
-        units of the data, so scale it with the signal level.
+        Quadratic penalty of ``ospml_quad``, relative to the data's scale: the weight
+        passed to the algorithm (TomoPy's absolute ``reg_par``) is
+        ``reg_par / reg_scale``, so one value means the same smoothing at any count
+        level or unit (a value tuned on simulated data transfers to measured data).
+    reg_scale : float, optional
+        The data scale (default :func:`penalty_scale` of ``projections``); give it
+        when reconstructing a stack in parts (slabs) so every part uses the same.
     center_offset_px : float
         Rotation axis minus detector centre, pixels (TomoPy ``center - n_cols/2``).
     n : int, optional
@@ -134,6 +158,7 @@ def reconstruct(
             proj = np.clip(proj, 0, None)
         else:
             check_nonnegative(torch.as_tensor(proj), algorithm)
+    weight = float(reg_par) / (penalty_scale(proj) if reg_scale is None else float(reg_scale))
     device = torch.device(device) if device is not None else default_device()
     projector = ParallelBeamProjector(
         n, angles, n_det=n_cols, center_offset_px=center_offset_px, device=device
@@ -156,7 +181,7 @@ def reconstruct(
         elif algorithm == "osem":
             rec = osem(sino, projector, n_iter, n_subsets, progress=progress)
         else:
-            rec = ospml_quad(sino, projector, n_iter, n_subsets, reg_par, progress=progress)
+            rec = ospml_quad(sino, projector, n_iter, n_subsets, weight, progress=progress)
         out[r0:r1] = rec.detach().cpu().numpy()
     return out
 
@@ -243,7 +268,8 @@ def reconstruct_stack(
     # parameter, scaled to this stack's pixel size (tomo.centre)
     center_offset_px = center_offset_px_for(stack.metadata, stack.pixel_size_nm, center_offset_px)
     volumes = []
-    for element, projections in zip(stack.elements, stack.data):
+    scales = [penalty_scale(p) for p in stack.data]
+    for element, projections, scale in zip(stack.elements, stack.data, scales):
         logger.info(
             "Reconstructing %s: %d projections of %dx%d px at %.2f nm (%s, %d iterations)",
             element, *projections.shape, stack.pixel_size_nm, algorithm, n_iter,
@@ -256,6 +282,7 @@ def reconstruct_stack(
                 n_iter=n_iter,
                 n_subsets=n_subsets,
                 reg_par=reg_par,
+                reg_scale=scale,
                 center_offset_px=center_offset_px,
                 slice_batch=slice_batch,
             )
@@ -271,6 +298,8 @@ def reconstruct_stack(
             "n_iter": n_iter,
             "n_subsets": n_subsets,
             "reg_par": reg_par,
+            "reg_par_relative_to": "mean of the positive projection values (tomo.recon)",
+            "reg_scale": scales,
             "n_projections": stack.n_frames,
             "angles_deg_min": float(stack.angles_deg.min()),
             "angles_deg_max": float(stack.angles_deg.max()),

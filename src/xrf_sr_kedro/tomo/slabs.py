@@ -35,8 +35,8 @@ from xrf_sr_kedro.io.chunked import (
 )
 from xrf_sr_kedro.parallel import ParallelConfig, client_for, map_slabs, task_setup
 
-from .iterative import DEFAULT_REG_PAR
-from .recon import reconstruct
+from .centre import center_metadata, center_offset_px_for
+from .recon import DEFAULT_REG_PAR, reconstruct
 from .reproject import reproject
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ def _reconstruct_slab(
     *,
     stack: ChunkedStack,
     recon: dict[str, Any],
+    scales: dict[int, float],
     device: str,
     threads: int,
 ) -> np.ndarray:
@@ -75,7 +76,21 @@ def _reconstruct_slab(
     _, e, r0, r1 = slab
     dev = task_setup(device, threads)
     rows = stack.read_rows(e, r0, r1)
-    return reconstruct(rows, stack.angles_deg, device=dev, progress=False, **recon)
+    return reconstruct(rows, stack.angles_deg, device=dev, progress=False, reg_scale=scales[e],
+                       **recon)
+
+
+def _penalty_scales(stack: ChunkedStack, idx: list[int], ranges: list) -> dict[int, float]:
+    """The mean of the positive values of each element, read slab by slab (tomo.recon)."""
+    scales = {}
+    for e in idx:
+        total, count = 0.0, 0
+        for r0, r1 in ranges:
+            rows = stack.read_rows(e, r0, r1)
+            total += float(rows[rows > 0].sum(dtype=np.float64))
+            count += int((rows > 0).sum())
+        scales[e] = total / count if count else 1.0
+    return scales
 
 
 def reconstruct_slabs(
@@ -109,7 +124,9 @@ def reconstruct_slabs(
     elements : str or list of str, optional
         Element channels to reconstruct (default all).
     algorithm, n_iter, n_subsets, reg_par, center_offset_px, slice_batch, clip_negative
-        As in :func:`xrf_sr_kedro.tomo.recon.reconstruct`.
+        As in :func:`xrf_sr_kedro.tomo.recon.reconstruct`; a stack whose metadata
+        carries a centre (``center_offset_nm``, see :func:`.centre.center_offset_px_for`)
+        is reconstructed with that one, and the volume's metadata records it.
     slab_slices : int
         Detector rows (volume slices) per slab: the unit of work and of memory.
     parallel : ParallelConfig, optional
@@ -130,6 +147,9 @@ def reconstruct_slabs(
     stack = open_stack(stack_path)
     idx = _element_indices(stack.elements, elements, stack_path)
     n_el, _, n_rows, width = len(idx), *stack.shape[1:]
+    # a stack that carries its centre (prepared, reprojected, enhanced) wins over the
+    # argument, scaled to this stack's pixel size, as in tomo.recon.reconstruct_stack
+    center_offset_px = center_offset_px_for(stack.metadata, stack.pixel_size_nm, center_offset_px)
     ranges = slab_ranges(n_rows, slab_slices)
     slabs = [(k, e, r0, r1) for k, e in enumerate(idx) for r0, r1 in ranges]
     recon = dict(
@@ -137,12 +157,19 @@ def reconstruct_slabs(
         center_offset_px=center_offset_px, slice_batch=slice_batch, clip_negative=clip_negative,
     )
     _check_on_one_row(stack, idx[0], recon)
+    # ospml_quad's reg_par is relative to each element's whole stack, not to a slab's rows
+    ml = algorithm == "ospml_quad"
+    scales = _penalty_scales(stack, idx, ranges) if ml else dict.fromkeys(idx, 1.0)
     cfg = parallel or ParallelConfig()
     meta = {
         **stack.metadata,
         "source": str(stack_path),
         "slab_slices": int(slab_slices),
         "reconstruction": {k: v for k, v in recon.items() if v is not None},
+        "reg_scale": [scales[e] for e in idx],
+        **center_metadata(
+            center_offset_px, stack.pixel_size_nm, stack.metadata.get("center_method", "parameter")
+        ),
     }
     logger.info(
         "reconstructing %d element(s) x %d slices of %dx%d in %d slab(s) of %d slices",
@@ -160,7 +187,7 @@ def reconstruct_slabs(
 
         map_slabs(
             _reconstruct_slab, slabs, client=cl, on_result=write, max_in_flight=max_in_flight,
-            desc=f"{algorithm} slabs", progress=progress, stack=stack, recon=recon,
+            desc=f"{algorithm} slabs", progress=progress, stack=stack, recon=recon, scales=scales,
             device=cfg.device, threads=cfg.threads_per_worker,
         )
     return open_volume(out_path)
@@ -210,7 +237,8 @@ def reproject_slabs(
     angles_deg : array_like
         Projection angles in degrees.
     n_det, center_offset_px
-        As in :func:`xrf_sr_kedro.tomo.reproject.reproject`.
+        As in :func:`xrf_sr_kedro.tomo.reproject.reproject`; a volume that carries its
+        centre in its metadata is projected with it, and the stack carries it on.
     slab_slices, parallel, client, max_in_flight, progress
         As in :func:`reconstruct_slabs`.
 
@@ -221,6 +249,8 @@ def reproject_slabs(
         the voxel size (nm).
     """
     volume = open_volume(volume_path)
+    voxel_nm = volume.voxel_size_nm
+    center_offset_px = center_offset_px_for(volume.metadata, voxel_nm, center_offset_px)
     angles = np.asarray(angles_deg, dtype=np.float64).reshape(-1)
     idx = _element_indices(volume.elements, elements, volume_path)
     _, n_slices, n, _ = volume.shape
@@ -229,7 +259,12 @@ def reproject_slabs(
     slabs = [(k, e, s0, s1) for k, e in enumerate(idx) for s0, s1 in ranges]
     cfg = parallel or ParallelConfig()
     names = [volume.elements[e] for e in idx]
-    meta = {**volume.metadata, "source": str(volume_path), "reprojected": True}
+    meta = {
+        **volume.metadata, "source": str(volume_path), "reprojected": True,
+        **center_metadata(
+            center_offset_px, voxel_nm, volume.metadata.get("center_method", "parameter")
+        ),
+    }
     with stack_writer(
         out_path, (len(idx), angles.shape[0], n_slices, det), volume.voxel_size_nm, names,
         angles, units=volume.units, metadata=meta, chunk_rows=min(slab_slices, n_slices),

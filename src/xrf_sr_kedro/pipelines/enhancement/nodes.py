@@ -16,11 +16,16 @@ EngineParams = validated(EngineSettings)
 
 @validated
 class ConsistencyParams:
-    """How the enhanced maps are degraded again for the consistency check."""
+    """How the enhanced maps are degraded again for the consistency check, and the
+    low-count guard: the dose range (counts per pixel) where enhancement was shown to
+    help, and the residual / Poisson-level ratio above which the maps disagree."""
 
     fast_axis: Literal["x", "y"] = "x"
     mode: Literal["fly", "step"] = "fly"
     n_example_maps: int = 3
+    shown_min_counts: float | None = 100.0
+    shown_max_counts: float | None = None
+    residual_tolerance: float = 1.5
 
 
 def enhance(
@@ -43,4 +48,7 @@ def check_consistency(
     return consistency_report(
         measured, enhanced, probe_intensity, fast_axis=consistency.fast_axis,
         mode=consistency.mode, n_example_maps=consistency.n_example_maps,
+        shown_min_counts=consistency.shown_min_counts,
+        shown_max_counts=consistency.shown_max_counts,
+        residual_tolerance=consistency.residual_tolerance,
     )

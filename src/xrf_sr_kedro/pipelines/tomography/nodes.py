@@ -40,7 +40,8 @@ def reconstruct_volume(stack: XRFStack, recon: ReconParams) -> Volume:
 def _reproject(volume: Volume, angles_deg: np.ndarray, kind: str) -> XRFStack:
     return project_volume(
         volume, angles_deg, clip_negative=True,
-        metadata={"kind": kind, "reconstruction": volume.metadata},
+        metadata={"kind": kind, "n_angles": int(len(angles_deg)),
+                  "reconstruction": volume.metadata},
     )
 
 
