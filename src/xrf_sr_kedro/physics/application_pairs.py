@@ -31,7 +31,7 @@ import numpy as np
 from xrf_sr_kedro.normalisation import minmax_range, normalise
 from xrf_sr_kedro.physics.flyscan import FastAxis, flyscan
 from xrf_sr_kedro.physics.noise import simulate_counts
-from xrf_sr_kedro.physics.pairs import _pos_int
+from xrf_sr_kedro.validation import positive_int
 from xrf_sr_kedro.types import PatchPairs, ProbeIntensity
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def make_application_pairs(
     """
     if not isinstance(probe, ProbeIntensity):
         raise TypeError(f"probe must be a ProbeIntensity, got {type(probe).__name__}")
-    s = _pos_int("step_px", step_px)
+    s = positive_int("step_px", step_px)
     lo_c, hi_c = (float(c) for c in counts_range)
     if not 0 < lo_c <= hi_c:
         raise ValueError(f"counts_range must be 0 < low <= high, got {counts_range!r}")
