@@ -45,7 +45,7 @@ def enhanced_chain(
     Returns
     -------
     Pipeline
-        Reads ``measured_input``, ``fine_tuned_model``, ``probe_intensity`` and the
+        Reads ``measured_input``, ``selected_model``, ``probe_intensity`` and the
         parameters ``tomography.recon``, ``enhancement.engine`` (and
         ``tomography.reprojection``), which keep their names.
     """
@@ -57,7 +57,7 @@ def enhanced_chain(
         node(reproject, ["volume", angles], "reprojections", name="reproject"),
         node(
             nodes.enhance_reprojections,
-            ["reprojections", "fine_tuned_model", "probe_intensity", ENGINE],
+            ["reprojections", "selected_model", "probe_intensity", ENGINE],
             "enhanced_reprojections",
             name="enhance_reprojections",
         ),
@@ -69,7 +69,7 @@ def enhanced_chain(
         ),
     ]
     parameters = {RECON, ENGINE} | ({angles_from} if from_params else set())
-    inputs = {"measured": measured_input, "fine_tuned_model": "fine_tuned_model",
+    inputs = {"measured": measured_input, "selected_model": "selected_model",
               "probe_intensity": "probe_intensity"}
     if not from_params:
         inputs["angles_source"] = angles_from
