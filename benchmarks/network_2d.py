@@ -45,8 +45,15 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
+    settings, metrics = ProjectionSettings(element=args.element), MetricSettings()
     raw = XRFHDF5Dataset(filepath=args.raw).load().select_elements([args.element])
-    truth = XRFHDF5Dataset(filepath=args.truth_projections).load()
+    truth = XRFHDF5Dataset(filepath=args.truth_projections).load().select_elements([args.element])
+    # the evaluation's frames (evenly spaced; with 91 angles they include 0 degrees):
+    # enhance and refine only those
+    frames = np.unique(np.linspace(0, raw.n_frames - 1, settings.n_projections_2d).astype(int))
+    if not np.any(np.isclose(raw.angles_deg[frames], 0.0)):
+        raise SystemExit("the evaluated frames do not include 0 degrees; run the evaluation pipeline instead")
+    raw, truth = raw.select_frames(frames), truth.select_frames(frames)
     features = XRFHDF5Dataset(filepath=args.truth_volume).load().metadata.get("features", [])
     probe = ProbeDataset(filepath=args.probe, pixel_size_nm=7.5, target_pixel_size_nm=7.5).load()
     checkpoint = load_checkpoint(args.checkpoint)
@@ -57,13 +64,12 @@ def main() -> None:
     refined = refine_stack(enhanced, raw, probe, args.anchor_weight, args.n_iter)
     t_ref = time.perf_counter() - t0
     models = {"network": model_from_checkpoint(checkpoint)}
-    settings, metrics = ProjectionSettings(element=args.element), MetricSettings()
     tables = []
     for w in (float(v) for v in args.tv_weights.split(",")):
         table, _ = evaluate_projections(truth, raw, refined, models, probe, features, w, settings, metrics)
         table["tv_weight"] = w
         tables.append(table)
-    cols = ["psnr_db", "frc_vs_truth_nm", "finest_resolved_pair_nm"]
+    cols = ["psnr_db", "ssim", "fsc_vs_truth_nm", "fsc_vs_truth_axial_nm", "finest_resolved_pair_nm"]
     best_tv = max(tables, key=lambda t: float(t.loc[t.method == "tv_deconvolution", "psnr_db"].iloc[0]))
     table = best_tv.copy()
     table.loc[table.method == "fine_tuned", "method"] = "refined"
@@ -73,10 +79,10 @@ def main() -> None:
     by = table.set_index("method")
     classical = max(float(by.loc[m, "psnr_db"]) for m in ("bicubic", "richardson_lucy", "tv_deconvolution"))
     print(f"network_psnr_db: {by.loc['network', 'psnr_db']:.2f}")
-    print(f"network_frc_nm: {by.loc['network', 'frc_vs_truth_nm']:.1f}")
+    print(f"network_fsc_vs_truth_nm: {by.loc['network', 'fsc_vs_truth_nm']:.1f}")
     print(f"network_gain_over_best_classical_db: {by.loc['network', 'psnr_db'] - classical:.2f}")
     print(f"refined_minus_network_psnr_db: {by.loc['refined', 'psnr_db'] - by.loc['network', 'psnr_db']:.2f}")
-    print(f"refined_minus_network_frc_nm: {by.loc['refined', 'frc_vs_truth_nm'] - by.loc['network', 'frc_vs_truth_nm']:.1f}")
+    print(f"refined_minus_network_fsc_nm: {by.loc['refined', 'fsc_vs_truth_nm'] - by.loc['network', 'fsc_vs_truth_nm']:.1f}")
     print(f"enhance_s: {t_net:.1f}")
     print(f"refine_s: {t_ref:.1f}")
 
