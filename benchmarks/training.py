@@ -113,6 +113,11 @@ def main() -> None:
     print(f"small_epoch_s_per_1000_patches: {epoch_s * 1000 / n:.1f}")
     print(f"small_train_patches_per_s: {results['small']:.2f}")
     print(f"paper_train_patches_per_s: {results['paper']:.3f}")
+    # the default pretraining trains `small` on 32x32 LR patches (conf/base/parameters_pretraining.yml)
+    small_32 = train_throughput("small", 8, 3 * plan["small"][1], device, lr_px=32)
+    print(f"small 32x32 LR / 64x64 LR patches/s ratio: {small_32 / results['small']:.2f}")
+    print(f"small_train_patches_per_s_32px: {small_32:.2f}")
+    print(f"default_pretraining_min_at_this_rate: {16 * 2386 / small_32 / 60:.1f}")
 
 
 if __name__ == "__main__":

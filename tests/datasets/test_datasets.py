@@ -370,3 +370,15 @@ def test_checkpoint_dataset_fallback(tmp_path, caplog):
     versioned = TorchCheckpointDataset(filepath=str(tmp_path / "v.pt"), fallback_filepath=str(pre),
                                        version=Version(None, None))
     assert versioned.load()["epoch"] == 5
+
+
+def test_checkpoint_dataset_fallback_chain_loads_the_first_existing(tmp_path):
+    fine, pre = tmp_path / "fine.pt", tmp_path / "pretrained.pt"
+    ds = TorchCheckpointDataset(filepath=str(tmp_path / "selected.pt"), fallback_filepath=[str(fine), str(pre)])
+    with pytest.raises(DatasetError, match="fine.pt / .*pretrained.pt do not exist"):
+        ds.load()
+    TorchCheckpointDataset(filepath=str(pre)).save(_checkpoint(5))
+    assert ds.load()["epoch"] == 5 and ds._fallback_filepath == str(pre)
+    TorchCheckpointDataset(filepath=str(fine)).save(_checkpoint(7))
+    assert ds.load()["epoch"] == 7 and ds._fallback_filepath == str(fine)
+    assert not ds.exists()

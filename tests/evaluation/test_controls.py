@@ -104,7 +104,7 @@ def test_every_row_is_scored_on_the_shared_slab(raw):
     halves = SplitHalves(raw=(coarse, coarse), reprojection_270=(part, part), limited=(part, part))
     rows = tomography_experiments(coarse, replace(full, metadata={"n_projections": 27}), full, halves,
                                   {m: part for m in CONTROLS_270}, (120.0, 240.0), 240.0)
-    assert [r.method for r in rows] == ["raw", *CONTROLS_270, "fine_tuned", "fine_tuned"]
+    assert [r.method for r in rows] == ["raw", *CONTROLS_270, "selected", "selected"]
     for row in rows:
         assert row.volume.metadata["slab_nm"] == [120.0, 240.0]
         assert row.volume.data.shape[1] * row.volume.voxel_size_nm == pytest.approx(120.0)

@@ -43,14 +43,14 @@ def stacks(truth):
 def test_a_perfect_method_beats_every_control_in_2d(truth, stacks):
     truth_proj, raw, probe = stacks
     settings = ProjectionSettings(n_projections_2d=3, rl_iterations=5, tv_iterations=40)
-    # the "fine_tuned" network is replaced by the truth itself: it must top every column
+    # the "selected" network's output is replaced by the truth itself: it must top every column
     table, figures = evaluate_projections(
         truth_proj, raw, truth_proj, {}, probe, truth.metadata["features"], 0.01, settings, MetricSettings()
     )
     assert list(table.columns) == COLUMNS
-    assert table.method.tolist() == ["raw", "bicubic", "richardson_lucy", "tv_deconvolution", "fine_tuned"]
-    perfect = table.set_index("method").loc["fine_tuned"]
-    others = table[table.method != "fine_tuned"]
+    assert table.method.tolist() == ["raw", "bicubic", "richardson_lucy", "tv_deconvolution", "selected"]
+    perfect = table.set_index("method").loc["selected"]
+    others = table[table.method != "selected"]
     assert perfect.psnr_db == np.inf and perfect.ssim == pytest.approx(1.0)
     assert perfect.fsc_vs_truth_nm == pytest.approx(15.0)  # Nyquist of 7.5 nm pixels
     assert perfect.finest_resolved_pair_nm == 30.0  # the finest rod pair of the phantom

@@ -72,3 +72,25 @@ def test_refine_stack_keeps_metadata_and_matches_refine_maps():
     ref = refine_maps(enh.data, raw.data, probe, 4, b, 1.0, 4)
     np.testing.assert_allclose(out.data, ref, rtol=1e-6)
     assert out.metadata["refinement"]["anchor_weight"] == 1.0 and out.pixel_size_nm == 7.5
+
+
+def test_refinement_settings_switch_between_pass_through_and_refine_stack():
+    import pytest
+
+    from xrf_sr_kedro.inference.refine import RefinementSettings, refine_if_enabled, refine_stack
+    from xrf_sr_kedro.types import ProbeIntensity, XRFStack
+
+    probe, truth, g, b, counts, x0 = _case()
+    enh = XRFStack(data=(g * x0 + b)[None, None], pixel_size_nm=7.5, elements=("Zn_K",),
+                   metadata={"enhancement": {"model": "x"}})
+    raw = XRFStack(data=counts[None, None].astype(np.float32), pixel_size_nm=30.0,
+                   elements=("Zn_K",), metadata={"background_counts": b})
+    p = ProbeIntensity(probe, 7.5)
+    off = refine_if_enabled(enh, raw, p, RefinementSettings())
+    np.testing.assert_array_equal(off.data, enh.data)
+    assert off.metadata["refinement"] == {"enabled": False} and off.metadata["enhancement"] == {"model": "x"}
+    on = refine_if_enabled(enh, raw, p, RefinementSettings(enabled=True, anchor_weight=1.0, n_iter=4))
+    np.testing.assert_allclose(on.data, refine_stack(enh, raw, p, 1.0, 4).data, rtol=1e-6)
+    assert not np.allclose(on.data, enh.data)
+    with pytest.raises(ValueError, match="anchor_weight"):
+        RefinementSettings(anchor_weight=0.0)

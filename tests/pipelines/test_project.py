@@ -30,7 +30,7 @@ def test_registry_has_the_six_pipelines_and_default(project_copy):
         assert {n.name for n in pipelines[stage].nodes} <= default_nodes
     # the evaluation's extra chains run with the evaluation, never in a tomography-only run
     assert "split_even_270.reconstruct_enhanced" in {n.name for n in pipelines["evaluation"].nodes}
-    assert not any(n.name.startswith(("split_", "pretrained_270")) for n in pipelines["tomography"].nodes)
+    assert not any(n.name.startswith(("split_", "pretrained_270", "fine_tuned_270")) for n in pipelines["tomography"].nodes)
 
 
 def _env_with(root: Path, parameters: dict) -> str:
@@ -74,16 +74,18 @@ def test_tiny_end_to_end_run_writes_every_output(project_copy):
         "fsc_vs_truth_equatorial_nm", "finest_resolved_pair_nm", "psnr_db", "ssim",
     ]
     two_d = results[results.dims == "2D"]
-    assert list(two_d.method) == ["raw", "bicubic", "richardson_lucy", "tv_deconvolution", "pretrained", "fine_tuned"]
+    assert list(two_d.method) == [
+        "raw", "bicubic", "richardson_lucy", "tv_deconvolution", "pretrained", "fine_tuned", "selected",
+    ]
     three_d = results[results.dims == "3D"]
     more_angles = three_d[three_d.experiment.str.contains("-> 20 reprojections")]
     assert list(more_angles.method) == [
         "raw", "raw_best_iterations", "bicubic_reprojections", "enhanced_measured", "tv_deconvolution", "pretrained",
-        "fine_tuned",
+        "fine_tuned", "selected",
     ]
-    assert list(three_d.method) == [*more_angles.method, "fine_tuned"]
+    assert list(three_d.method) == [*more_angles.method, "selected"]
     # independent split halves for every experiment's own row (raw, 270 and half projections)
-    own = three_d[three_d.method.isin(["raw"]) | (three_d.method == "fine_tuned")]
+    own = three_d[three_d.method.isin(["raw", "selected"])]
     assert own.fsc_split_half_nm.notna().all() and len(own) == 3
     assert three_d[~three_d.index.isin(own.index)].fsc_split_half_nm.isna().all()
     assert (data / "08_reporting" / "report.html").stat().st_size > 10_000

@@ -13,7 +13,7 @@ def test_enhanced_chain_maps_inputs_and_outputs_and_namespaces_the_rest():
         outputs={"enhanced_volume": "even_enhanced_volume"},
     )
     assert chain.inputs() == {
-        "even_xrf", "fine_tuned_model", "probe_intensity", "params:tomography.reprojection", *PARAMS
+        "even_xrf", "selected_model", "probe_intensity", "params:tomography.reprojection", *PARAMS
     }
     assert chain.outputs() == {"even_enhanced_volume"}
     assert chain.all_outputs() == {
@@ -28,7 +28,7 @@ def test_enhanced_chain_maps_inputs_and_outputs_and_namespaces_the_rest():
 
 def test_measured_angles_come_from_the_named_stack():
     chain = enhanced_chain("half", "half_xrf", angles_from="raw_xrf")
-    assert chain.inputs() == {"half_xrf", "raw_xrf", "fine_tuned_model", "probe_intensity", *PARAMS}
+    assert chain.inputs() == {"half_xrf", "raw_xrf", "selected_model", "probe_intensity", *PARAMS}
     reproject = next(n for n in chain.nodes if n.name == "half.reproject")
     assert reproject.inputs == ["half.volume", "raw_xrf"]
 
@@ -36,7 +36,7 @@ def test_measured_angles_come_from_the_named_stack():
 def test_tomography_pipeline_keeps_the_catalog_dataset_names():
     pipe = create_pipeline()
     assert pipe.inputs() == {
-        "raw_xrf", "fine_tuned_model", "probe_intensity", "params:tomography.reprojection",
+        "raw_xrf", "selected_model", "probe_intensity", "params:tomography.reprojection",
         *PARAMS,
     }
     chain_outputs = {
@@ -60,5 +60,5 @@ def test_split_chains_each_run_one_half_of_the_measured_projections():
         assert by_name[f"split_odd_{experiment}.reconstruct_measured"].inputs[0] == odd
         for half in ("even", "odd"):  # the whole chain: reconstruct, reproject, enhance, reconstruct
             assert f"split_{half}_{experiment}_slab_volume" in pipe.all_outputs()
-            assert by_name[f"split_{half}_{experiment}.enhance_reprojections"].inputs[1] == "fine_tuned_model"
+            assert by_name[f"split_{half}_{experiment}.enhance_reprojections"].inputs[1] == "selected_model"
     assert by_name["pretrained_270.enhance_reprojections"].inputs[1] == "pretrained_model"

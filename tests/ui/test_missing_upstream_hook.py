@@ -21,6 +21,7 @@ def test_producing_pipelines_finds_the_stage_that_writes_a_dataset():
     assert producing_pipelines("raw_xrf") == []  # measured data: no node writes it
     assert producing_pipelines("pretrained_model") == ["pretraining"]
     assert producing_pipelines("fine_tuned_model") == ["fine_tuning"]
+    assert producing_pipelines("selected_model") == ["fine_tuning"]
     assert producing_pipelines("enhanced_reprojections") == ["tomography"]
     assert producing_pipelines("probe_intensity") == []
 
@@ -33,7 +34,7 @@ def test_tomography_before_anything_names_the_pipelines_to_run(project_copy, mon
     message = str(info.value)
     assert "raw_xrf" in message and "simulated_xrf_projections.h5" in message
     assert "run `kedro run --pipeline simulation --env tiny` first" in message
-    assert "fine_tuned_model" in message
+    assert "selected_model" in message  # the network the 3-D chain uses
     assert "`kedro run --pipeline fine_tuning --env tiny`" in message
     # refused before any node ran: nothing was written
     assert not list((project_copy / "data").glob("0[2-8]_*/**/*.h5"))
@@ -52,7 +53,7 @@ def test_existing_inputs_and_parameters_pass(project_copy, monkeypatch):
 
 
 def test_fallback_checkpoint_counts_as_present(project_copy, monkeypatch):
-    """enhancement runs with the pretrained model when no fine-tuned one exists."""
+    """enhancement runs with the pretrained model when no selected or fine-tuned one exists."""
     monkeypatch.chdir(project_copy)
     models = project_copy / "data" / "06_models"
     models.mkdir(parents=True)
@@ -65,7 +66,7 @@ def test_fallback_checkpoint_counts_as_present(project_copy, monkeypatch):
         with pytest.raises(MissingUpstreamOutputError) as info:
             MissingUpstreamHook().before_pipeline_run({"env": "local"}, pipeline, context.catalog)
     message = str(info.value)
-    assert "fine_tuned_model" not in message
+    assert "selected_model" not in message and "fine_tuned_model" not in message
     assert "raw_xrf" in message and "`kedro run --pipeline simulation`" in message
 
 
@@ -85,5 +86,5 @@ def test_command_line_prints_the_message_without_a_traceback(project_copy):
     assert "Traceback" not in out and "╭" not in out
     # in run order: the simulation's output first
     first = out.index("raw_xrf (")
-    assert first < out.index("fine_tuned_model (")
+    assert first < out.index("selected_model (")
     assert "run `kedro run --pipeline simulation` first" in out

@@ -24,9 +24,10 @@ class TorchCheckpointDataset(FileDataset[dict]):
     (and checking its config against the expected one, field by field) is the
     caller's job: :func:`xrf_sr_kedro.io.checkpoint.model_from_checkpoint`.
 
-    ``fallback_filepath`` (local file, optional) is loaded, with a logged warning,
-    when ``filepath`` (or its latest version) does not exist yet, e.g. enhancing with
-    the pre-trained network when no fine-tuned one has been trained.  ``exists()``
+    ``fallback_filepath`` (local file, or a list of them tried in order; optional) is
+    loaded, with a logged warning, when ``filepath`` (or its latest version) does not
+    exist yet, e.g. enhancing with the pre-trained network when no fine-tuned one has
+    been trained.  ``exists()``
     still reports only ``filepath``, so ``--only-missing-outputs`` runs still train.
 
     Examples
@@ -48,7 +49,7 @@ class TorchCheckpointDataset(FileDataset[dict]):
         self,
         *,
         filepath: str | os.PathLike,
-        fallback_filepath: str | os.PathLike | None = None,
+        fallback_filepath: str | os.PathLike | list[str | os.PathLike] | None = None,
         version: Version | None = None,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
@@ -62,10 +63,21 @@ class TorchCheckpointDataset(FileDataset[dict]):
             fs_args=fs_args,
             metadata=metadata,
         )
-        self._fallback_filepath = None if fallback_filepath is None else str(fallback_filepath)
+        if fallback_filepath is None:
+            self._fallback_filepaths: list[str] = []
+        elif isinstance(fallback_filepath, (list, tuple)):
+            self._fallback_filepaths = [str(f) for f in fallback_filepath]
+        else:
+            self._fallback_filepaths = [str(fallback_filepath)]
+
+    @property
+    def _fallback_filepath(self) -> str | None:
+        """The first fallback file that exists (else the first one named, or None)."""
+        existing = [f for f in self._fallback_filepaths if Path(f).is_file()]
+        return (existing or self._fallback_filepaths or [None])[0]
 
     def _describe(self) -> dict[str, Any]:
-        return {**self._base_describe(), "fallback_filepath": self._fallback_filepath}
+        return {**self._base_describe(), "fallback_filepath": self._fallback_filepaths}
 
     def load(self) -> dict:
         from xrf_sr_kedro.io.checkpoint import load_checkpoint
@@ -74,7 +86,7 @@ class TorchCheckpointDataset(FileDataset[dict]):
             if not Path(self._fallback_filepath).is_file():
                 raise FileNotFoundError(
                     f"checkpoint {get_filepath_str(self._filepath, self._protocol)} and its "
-                    f"fallback {self._fallback_filepath} do not exist"
+                    f"fallback {' / '.join(self._fallback_filepaths)} do not exist"
                 )
             logger.warning(
                 "checkpoint %s does not exist; loading fallback %s",

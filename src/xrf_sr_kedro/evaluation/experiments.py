@@ -9,10 +9,11 @@ Rows (``method`` per experiment):
 * ``tomography, N projections -> 270 reprojections``: ``raw`` (the N measured projections
   reconstructed; halves: each half of the measured projections reconstructed alone - the
   first reconstruction of each split chain), ``raw_best_iterations``,
-  ``bicubic_reprojections``, ``enhanced_measured``, ``tv_deconvolution``, ``pretrained``,
-  ``fine_tuned`` (halves: the even and the odd measured projections, each through the
-  whole 270 chain);
-* ``tomography, N/2 projections -> N reprojections``: ``fine_tuned`` (halves: the even and
+  ``bicubic_reprojections``, ``enhanced_measured``, ``tv_deconvolution``, ``pretrained`` and
+  ``fine_tuned`` (the chain with each network), ``selected`` (the tomography stage's
+  enhanced volume, made with the network chosen on the validation region; halves: the
+  even and the odd measured projections, each through the whole 270 chain);
+* ``tomography, N/2 projections -> N reprojections``: ``selected`` (halves: the even and
   odd halves of the N/2 projections, each through the whole chain).
 """
 
@@ -30,9 +31,10 @@ from xrf_sr_kedro.types import Volume
 
 __all__ = ["SplitHalves", "CONTROLS_270", "tomography_experiments", "evaluate_tomography_rows"]
 
-#: The 3-D methods of the 270-reprojection experiment besides ``fine_tuned``, in table order.
+#: The 3-D methods of the 270-reprojection experiment besides ``raw`` and ``selected`` (the
+#: network the chain uses, chosen on the validation region), in table order.
 CONTROLS_270 = ("raw_best_iterations", "bicubic_reprojections", "enhanced_measured", "tv_deconvolution",
-                "pretrained")
+                "pretrained", "fine_tuned")
 
 
 @dataclass(frozen=True)
@@ -68,11 +70,11 @@ def tomography_experiments(
     more = f"tomography, {n_raw} projections -> {enhanced_volume.metadata['n_projections']} reprojections"
     rows = [VolumeExperiment(more, "raw", on(raw_volume), "tomography_raw", pair(halves.raw))]
     rows += [VolumeExperiment(more, m, on(controls[m])) for m in CONTROLS_270]
-    rows.append(VolumeExperiment(more, "fine_tuned", on(enhanced_volume), "tomography_enhanced",
+    rows.append(VolumeExperiment(more, "selected", on(enhanced_volume), "tomography_enhanced",
                                  pair(halves.reprojection_270)))
     rows.append(VolumeExperiment(
         f"tomography, {(n_raw + 1) // 2} projections -> {limited_volume.metadata['n_projections']} reprojections",
-        "fine_tuned", on(limited_volume), "tomography_limited", pair(halves.limited),
+        "selected", on(limited_volume), "tomography_limited", pair(halves.limited),
     ))
     return rows
 

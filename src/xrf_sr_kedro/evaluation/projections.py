@@ -3,8 +3,9 @@
 Methods (all from the same raw 30 nm projections, compared on the truth's 7.5 nm grid):
 ``raw`` (nearest-neighbour, the measurement as it is), ``bicubic``,
 ``richardson_lucy`` and ``tv_deconvolution`` (classical, through the exact fly-scan
-operator), ``pretrained`` (and any ablation checkpoints) and ``fine_tuned`` (the
-enhancement pipeline's output).  PSNR, SSIM and the FRC resolutions are medians over
+operator), ``pretrained`` and ``fine_tuned`` (each network run on the projections here,
+plus any ablation checkpoints) and ``selected`` (the enhancement pipeline's output: the
+network chosen on the validation region, refined when refinement is on).  PSNR, SSIM and the FRC resolutions are medians over
 ``n_projections_2d`` evenly spaced projections; the Rayleigh test uses the projection
 closest to 0 degrees, where the rays run along the calibration rows and the pairs
 are seen at their full separation.
@@ -56,7 +57,7 @@ __all__ = [
 ]
 
 
-_DIRECTIONAL_METHODS = ("raw", "tv_deconvolution", "pretrained", "fine_tuned")
+_DIRECTIONAL_METHODS = ("raw", "tv_deconvolution", "pretrained", "fine_tuned", "selected")
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,12 @@ class ProjectionSettings:
     ablation_checkpoints: dict[str, str] | None = None  # evaluated when the file exists
 
 
-def load_models(pretrained_checkpoint: dict[str, Any], ablation_checkpoints: dict[str, str] | None) -> dict[str, torch.nn.Module]:
-    """The pretrained network plus every ablation checkpoint file that exists."""
-    models = {"pretrained": model_from_checkpoint(pretrained_checkpoint)}
+def load_models(
+    checkpoints: dict[str, dict[str, Any]], ablation_checkpoints: dict[str, str] | None
+) -> dict[str, torch.nn.Module]:
+    """The named networks (``pretrained``, ``fine_tuned``) plus every ablation checkpoint
+    file that exists."""
+    models = {name: model_from_checkpoint(checkpoint) for name, checkpoint in checkpoints.items()}
     for name, path in (ablation_checkpoints or {}).items():
         if Path(path).exists():
             models[name] = model_from_checkpoint(load_checkpoint(path))
@@ -87,7 +91,7 @@ def projection_estimates(
     scale: int,
     probe_hr: np.ndarray,
     models: dict[str, torch.nn.Module],
-    fine_tuned: np.ndarray,
+    selected: np.ndarray,
     tv_weight: float,
     settings: ProjectionSettings,
 ) -> dict[str, np.ndarray]:
@@ -106,7 +110,7 @@ def projection_estimates(
         estimates[name] = enhance_maps(
             model, raw, scale=scale, probe_intensity=probe_hr, fast_axis=settings.fast_axis
         ).data
-    estimates["fine_tuned"] = fine_tuned
+    estimates["selected"] = selected
     return estimates
 
 
@@ -194,14 +198,15 @@ def evaluate_projection_methods(
     truth_projections: XRFStack,
     raw_xrf: XRFStack,
     enhanced_xrf: XRFStack,
-    pretrained_checkpoint: dict[str, Any],
+    checkpoints: dict[str, dict[str, Any]],
     probe_intensity: ProbeIntensity,
     features: list[dict],
     tv_weight: float,
     settings: ProjectionSettings,
     metrics: MetricSettings,
 ) -> tuple[pd.DataFrame, dict[str, Figure]]:
-    """:func:`evaluate_projections` with the networks loaded from their checkpoints."""
-    models = load_models(pretrained_checkpoint, settings.ablation_checkpoints)
+    """:func:`evaluate_projections` with the networks (``{"pretrained": checkpoint,
+    "fine_tuned": checkpoint}``) loaded from their checkpoints."""
+    models = load_models(checkpoints, settings.ablation_checkpoints)
     return evaluate_projections(truth_projections, raw_xrf, enhanced_xrf, models, probe_intensity,
                                 features, tv_weight, settings, metrics)

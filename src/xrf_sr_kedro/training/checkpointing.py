@@ -38,6 +38,7 @@ __all__ = [
     "CheckpointSettings",
     "ResumeState",
     "checkpoint_label",
+    "kept_checkpoint",
     "make_checkpoint",
     "resume_or_initialise",
 ]
@@ -61,10 +62,20 @@ HISTORY_KEYS = (
 
 @dataclass(frozen=True)
 class CheckpointSettings:
-    """Where per-epoch checkpoints go, and whether to resume from the last one."""
+    """Where per-epoch checkpoints go, whether to resume, and which one a stage returns.
+
+    ``keep="best"``: the stage returns the weights of the epoch with the best
+    validation PSNR (``best.pt``; the checkpoint choice on the validation set) with
+    the whole run's history; ``"last"``: the final epoch's weights.
+    """
 
     directory: str = "data/06_models/pretraining_run"
     resume: bool = False
+    keep: str = "last"
+
+    def __post_init__(self) -> None:
+        if self.keep not in ("best", "last"):
+            raise ValueError(f"CheckpointSettings.keep must be 'best' or 'last', got {self.keep!r}")
 
 
 @dataclass
@@ -251,3 +262,26 @@ def _warn_train_config_change(saved: dict[str, Any], cfg: Any, path: Path) -> No
 def _as_tuple(value: Any) -> Any:
     """Lists (as a config comes back from a checkpoint) compared as tuples."""
     return tuple(value) if isinstance(value, list) else value
+
+
+def kept_checkpoint(final: dict[str, Any], directory: str | Path, keep: str) -> dict[str, Any]:
+    """The checkpoint a stage returns: ``final`` or the run's ``best.pt``.
+
+    With ``keep="best"`` and a ``best.pt`` in ``directory`` written by this run (its
+    history is a prefix of ``final``'s), the best epoch's weights with ``final``'s
+    whole history and ``"selected_epoch"`` set; otherwise ``final`` (logged).
+    """
+    if keep != "best":
+        return final
+    path = Path(directory) / BEST_NAME
+    if not path.is_file():
+        logger.warning("no %s (no validation set?): keeping the last epoch", path)
+        return final
+    best = load_checkpoint(path)
+    n = len(best["history"]["epoch"])
+    if any(list(final["history"][k][:n]) != list(best["history"][k]) for k in ("epoch", "train_l1")):
+        logger.warning("%s is not from this run: keeping the last epoch", path)
+        return final
+    logger.info("keeping epoch %d of %d (best validation PSNR %.2f dB)",
+                best["epoch"], final["epoch"], best["history"]["val_psnr"][-1])
+    return {**best, "history": final["history"], "selected_epoch": int(best["epoch"])}

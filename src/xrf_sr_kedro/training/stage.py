@@ -18,13 +18,14 @@ from xrf_sr_kedro.io.checkpoint import model_from_checkpoint
 from xrf_sr_kedro.metrics.image import bicubic_upsample
 from xrf_sr_kedro.metrics.plots import plot_side_by_side
 from xrf_sr_kedro.models.dual_branch import build_model, config_from_name, count_parameters
-from xrf_sr_kedro.training.checkpointing import CheckpointSettings
-from xrf_sr_kedro.training.loop import TrainConfig, fit
+from xrf_sr_kedro.training.checkpointing import CheckpointSettings, kept_checkpoint
+from xrf_sr_kedro.training.loop import TrainConfig, evaluate, fit
 from xrf_sr_kedro.types import PatchPairs
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["StageResult", "example_figure", "fine_tune_stage", "pretrain_stage", "train_stage"]
+__all__ = ["StageResult", "example_figure", "fine_tune_stage", "held_out_scores", "pretrain_stage",
+           "train_stage"]
 
 #: (checkpoint, MLflow metric history, example figure)
 StageResult = tuple[dict[str, Any], dict[str, list[dict[str, float]]], Figure]
@@ -39,6 +40,7 @@ def train_stage(
     training_data: str,
     init_checkpoint: dict[str, Any] | None = None,
     preset: str | None = None,
+    extra_validation: dict[str, PatchPairs] | None = None,
 ) -> StageResult:
     """Train ``model`` and return (checkpoint, MLflow metric history, example figure).
 
@@ -57,6 +59,10 @@ def train_stage(
         Fine-tuning: the pretrained checkpoint whose weights start the run.
     preset : str, optional
         Preset name recorded in the checkpoint.
+    extra_validation : dict of str to PatchPairs, optional
+        Further held-out sets scored (never used to choose) with the returned
+        weights: history entries ``<name>_psnr``, ``<name>_bicubic_psnr`` and
+        ``<name>_gain_db`` (dB), at the step of the returned epoch.
 
     Returns
     -------
@@ -76,6 +82,7 @@ def train_stage(
         init_checkpoint=init_checkpoint,
         training_data=training_data,
     )
+    checkpoint = kept_checkpoint(checkpoint, checkpoints.directory, checkpoints.keep)
     checkpoint["preset"] = preset
     history = {
         name: [{"value": float(v), "step": step} for step, v in enumerate(values, start=1) if v is not None and np.isfinite(v)]
@@ -83,7 +90,21 @@ def train_stage(
     }
     history["n_parameters"] = [{"value": float(count_parameters(model)), "step": 0}]
     trained = model_from_checkpoint(checkpoint)
+    for name, extra in (extra_validation or {}).items():
+        history.update(held_out_scores(trained, extra, name, step=int(checkpoint["epoch"])))
     return checkpoint, history, example_figure(trained, validation_pairs, title=training_data)
+
+
+def held_out_scores(
+    model: torch.nn.Module, pairs: PatchPairs, name: str, step: int
+) -> dict[str, list[dict[str, float]]]:
+    """MLflow history entries of ``model`` on a held-out set: PSNR, bicubic PSNR, gain (dB)."""
+    scores = evaluate(model, pairs, device="cpu")
+    logger.info("%s: network %.2f dB, bicubic %.2f dB (%+.2f dB)", name, scores["val_psnr"],
+                scores["bicubic_psnr"], scores["val_psnr"] - scores["bicubic_psnr"])
+    values = {f"{name}_psnr": scores["val_psnr"], f"{name}_bicubic_psnr": scores["bicubic_psnr"],
+              f"{name}_gain_db": scores["val_psnr"] - scores["bicubic_psnr"]}
+    return {k: [{"value": float(v), "step": step}] for k, v in values.items()}
 
 
 def pretrain_stage(
@@ -92,8 +113,13 @@ def pretrain_stage(
     preset: str,
     train: TrainConfig,
     checkpoints: CheckpointSettings,
+    extra_validation: dict[str, PatchPairs] | None = None,
 ) -> StageResult:
-    """Stage 1: build preset ``preset`` and train it from scratch on simulated pairs."""
+    """Stage 1: build preset ``preset`` and train it from scratch on simulated pairs.
+
+    ``validation_pairs`` choose the checkpoint (``checkpoints.keep``);
+    ``extra_validation`` sets are only scored (see :func:`train_stage`).
+    """
     network = build_model(config_from_name(preset))
     logger.info(
         "Pretraining preset '%s' (%d parameters) on %d pairs",
@@ -104,7 +130,7 @@ def pretrain_stage(
     source = pairs.metadata.get("source", "natural images")
     return train_stage(
         pairs, validation_pairs, network, train, checkpoints,
-        training_data=f"pretraining: {source}", preset=preset,
+        training_data=f"pretraining: {source}", preset=preset, extra_validation=extra_validation,
     )
 
 

@@ -7,11 +7,13 @@ from typing import Any, Literal
 from matplotlib.figure import Figure
 
 from xrf_sr_kedro.inference.consistency import consistency_report
+from xrf_sr_kedro.inference.refine import RefinementSettings, refine_if_enabled
 from xrf_sr_kedro.inference.stack import EngineSettings, enhance_with_checkpoint
 from xrf_sr_kedro.pipelines._params import validated
 from xrf_sr_kedro.types import ProbeIntensity, XRFStack
 
 EngineParams = validated(EngineSettings)
+RefinementParams = validated(RefinementSettings)
 
 
 @validated
@@ -36,6 +38,17 @@ def enhance(
 ) -> XRFStack:
     """Enhance every map of ``stack`` with the network in ``checkpoint`` (total signal conserved)."""
     return enhance_with_checkpoint(stack, checkpoint, probe_intensity, engine)
+
+
+def refine(
+    enhanced: XRFStack,
+    measured: XRFStack,
+    probe_intensity: ProbeIntensity,
+    refinement: RefinementParams,
+) -> XRFStack:
+    """Optional Poisson-likelihood refinement through the fly-scan operator, anchored
+    to the network output; a pass-through when ``refinement.enabled`` is false."""
+    return refine_if_enabled(enhanced, measured, probe_intensity, refinement)
 
 
 def check_consistency(

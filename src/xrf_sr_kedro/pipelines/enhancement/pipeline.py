@@ -1,4 +1,4 @@
-"""Enhancement: the fine-tuned network applied to the measured XRF maps."""
+"""Enhancement: the selected network applied to the measured XRF maps, optionally refined."""
 
 from kedro.pipeline import Pipeline, node, pipeline
 
@@ -10,9 +10,15 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 nodes.enhance,
-                ["raw_xrf", "fine_tuned_model", "probe_intensity", "params:enhancement.engine"],
-                "enhanced_xrf",
+                ["raw_xrf", "selected_model", "probe_intensity", "params:enhancement.engine"],
+                "network_enhanced_xrf",
                 name="enhance_raw_xrf",
+            ),
+            node(
+                nodes.refine,
+                ["network_enhanced_xrf", "raw_xrf", "probe_intensity", "params:enhancement.refinement"],
+                "enhanced_xrf",
+                name="refine_enhanced_xrf",
             ),
             node(
                 nodes.check_consistency,

@@ -47,6 +47,7 @@ def evaluate_projections(
     raw_xrf: XRFStack,
     enhanced_xrf: XRFStack,
     pretrained_model: dict[str, Any],
+    fine_tuned_model: dict[str, Any],
     probe_intensity: ProbeIntensity,
     truth_volume: Volume,
     tv_weight: float,
@@ -55,7 +56,8 @@ def evaluate_projections(
 ) -> tuple[pd.DataFrame, dict[str, Figure]]:
     """2-D comparison of every method with the truth projections, on the truth's grid."""
     return projections.evaluate_projection_methods(
-        truth_projections, raw_xrf, enhanced_xrf, pretrained_model, probe_intensity,
+        truth_projections, raw_xrf, enhanced_xrf,
+        {"pretrained": pretrained_model, "fine_tuned": fine_tuned_model}, probe_intensity,
         truth_volume.metadata.get("features", []), tv_weight, settings, metrics,
     )
 

@@ -23,7 +23,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 nodes.evaluate_projections,
-                ["truth_projections", "raw_xrf", "enhanced_xrf", "pretrained_model", "probe_intensity",
+                ["truth_projections", "raw_xrf", "enhanced_xrf", "pretrained_model", "fine_tuned_model", "probe_intensity",
                  "truth_volume", "tv_weight", PROJECTIONS, METRICS],
                 ["projection_results", "projection_figures"],
                 name="evaluate_projections_against_truth",
@@ -77,6 +77,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "enhanced_measured": "enhanced_measured_slab_volume",
                     "tv_deconvolution": "tv_deconvolution_slab_volume",
                     "pretrained": "pretrained_270_slab_volume",
+                    "fine_tuned": "fine_tuned_270_slab_volume",
                 },
                 ["volume_results", "volume_figures"],
                 name="evaluate_volumes_against_truth",

@@ -10,6 +10,7 @@ from xrf_sr_kedro.physics.pairs import pairs_from_scans
 from xrf_sr_kedro.pipelines._params import validated
 from xrf_sr_kedro.training.checkpointing import CheckpointSettings
 from xrf_sr_kedro.training.loop import TrainConfig
+from xrf_sr_kedro.training.selection import fine_tuning_data, select_checkpoint
 from xrf_sr_kedro.training.stage import fine_tune_stage
 from xrf_sr_kedro.types import PatchPairs, XRFStack
 
@@ -37,6 +38,31 @@ def make_fine_tuning_pairs(
     return pairs_from_scans(
         coarse, fine, lr_patch_px=pairs.lr_patch_px, stride_px=pairs.stride_px,
         validation_every=pairs.validation_every,
+    )
+
+
+def choose_fine_tuning_data(
+    scan_pairs: PatchPairs,
+    scan_validation_pairs: PatchPairs,
+    application_pairs: PatchPairs,
+    validation_region_pairs: PatchPairs,
+    data: str,
+) -> tuple[PatchPairs, PatchPairs]:
+    """``fine_tuning.data``: the paper's scan pairs or the application-scale pairs."""
+    return fine_tuning_data(
+        data, scan_pairs, scan_validation_pairs, application_pairs, validation_region_pairs
+    )
+
+
+def select_model(
+    pretrained_model: dict[str, Any],
+    fine_tuned_model: dict[str, Any],
+    validation_region_pairs: PatchPairs,
+) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]]]:
+    """The network the 3-D chain and the enhancement use: the better of the two on
+    the validation region (PSNR), never on the evaluation truth."""
+    return select_checkpoint(
+        {"pretrained": pretrained_model, "fine_tuned": fine_tuned_model}, validation_region_pairs
     )
 
 

@@ -1,4 +1,6 @@
-"""Fine-tuning: the pretrained network on (coarse, fine) scans of another region."""
+"""Fine-tuning: the pretrained network on (coarse, fine) scans of another region
+(the paper's recipe) or on application-scale pairs (``fine_tuning.data``); then the
+choice of the network the 3-D chain uses (``selected_model``, on the validation region)."""
 
 from kedro.pipeline import Pipeline, node, pipeline
 
@@ -15,16 +17,29 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="make_fine_tuning_pairs",
             ),
             node(
+                nodes.choose_fine_tuning_data,
+                ["fine_tuning_pairs", "fine_tuning_validation_pairs", "application_training_pairs",
+                 "validation_region_pairs", "params:fine_tuning.data"],
+                ["fine_tuning_train_set", "fine_tuning_validation_set"],
+                name="choose_fine_tuning_data",
+            ),
+            node(
                 nodes.fine_tune,
                 [
                     "pretrained_model",
-                    "fine_tuning_pairs",
-                    "fine_tuning_validation_pairs",
+                    "fine_tuning_train_set",
+                    "fine_tuning_validation_set",
                     "params:fine_tuning.train",
                     "params:fine_tuning.checkpoints",
                 ],
                 ["fine_tuned_model", "fine_tuning_metrics", "fine_tuning_examples"],
                 name="fine_tune_on_experimental_pairs",
+            ),
+            node(
+                nodes.select_model,
+                ["pretrained_model", "fine_tuned_model", "validation_region_pairs"],
+                ["selected_model", "model_selection_metrics"],
+                name="select_model_on_validation_region",
             ),
         ],
         tags=["fine_tuning", "training"],

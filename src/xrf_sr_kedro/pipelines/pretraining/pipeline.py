@@ -1,4 +1,8 @@
-"""Pretraining: the dual-branch network on fly-scanned natural images."""
+"""Pretraining: the dual-branch network on application-scale pairs (microstructures + natural images).
+
+The checkpoint is chosen on ``validation_region_pairs``; the natural-image
+validation (``pretraining_validation_pairs``) is scored and logged separately.
+"""
 
 from kedro.pipeline import Pipeline, node, pipeline
 
@@ -11,7 +15,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 nodes.pretrain,
                 [
-                    "pretraining_pairs",
+                    "application_training_pairs",
+                    "validation_region_pairs",
                     "pretraining_validation_pairs",
                     "params:pretraining.model",
                     "params:pretraining.train",

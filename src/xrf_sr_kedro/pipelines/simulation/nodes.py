@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from xrf_sr_kedro.physics.application_pairs import training_pairs, validation_region_pairs
 from xrf_sr_kedro.physics.measurement import measure_stack
 from xrf_sr_kedro.physics.natural_images import split_training_images
 from xrf_sr_kedro.physics.pairs import make_patch_pairs
@@ -110,6 +111,53 @@ class PairsParams:
     seed: int = 0
 
 
+@validated
+class ApplicationPairsParams:
+    """Training pairs at the application scale (docs/models.md, the recommended recipe).
+
+    ``n_samples`` procedural microstructures of ``size_px``^2 fine pixels (one HR
+    patch; ``size_px / step_px`` LR pixels, the natural pairs' ``lr_patch_px``),
+    fly-scanned at doses log-uniform in ``counts_range`` (counts per point),
+    ``reprojection_fraction`` of them with reprojection-like noise, mixed with
+    natural pairs so that those are ``natural_fraction`` of the set.
+    ``validation_seed`` (the validation region's) is refused for training.
+    """
+
+    natural_fraction: float = 0.5
+    n_samples: int = 300
+    size_px: int = 128
+    n_elements: int = 2
+    seed: int = 1
+    validation_seed: int = 2
+    projected_fraction: float = 0.5
+    step_px: int = 4
+    counts_range: tuple[float, float] = (20.0, 2000.0)
+    background_counts: float = 2.0
+    readout_sigma_counts: float = 0.5
+    reprojection_fraction: float = 0.5
+    hf_noise_gain: float = 0.125
+    fast_axis: Literal["x", "y"] = "x"
+
+
+@validated
+class ValidationRegionParams:
+    """The held-out simulated region that picks checkpoints and the 3-D chain's network.
+
+    Microstructures (never the evaluation phantom) with their own ``seed`` at one
+    dose, ``mean_counts`` per scan point (the default run's Zn dose).
+    """
+
+    n_samples: int = 12
+    size_px: int = 256
+    seed: int = 2
+    mean_counts: float = 150.0
+    background_counts: float = 2.0
+    readout_sigma_counts: float = 0.5
+    projected_fraction: float = 0.5
+    step_px: int = 4
+    fast_axis: Literal["x", "y"] = "x"
+
+
 def _truth_projections(volume: Volume, angles_deg: np.ndarray) -> XRFStack:
     """Line integrals (concentration x nm) of every element of the phantom."""
     return project_volume(
@@ -200,6 +248,30 @@ def make_validation_pairs(
     return make_pretraining_pairs(images, probe_intensity, replace(pairs, seed=pairs.seed + 1000))
 
 
+def make_application_training_pairs(
+    natural_pairs: PatchPairs, probe_intensity: ProbeIntensity, pairs: ApplicationPairsParams
+) -> PatchPairs:
+    """Microstructure pairs at the application scale and dose, mixed with natural pairs."""
+    return training_pairs(
+        probe_intensity, natural_pairs, pairs.natural_fraction, pairs.n_samples, pairs.size_px,
+        pairs.n_elements, pairs.seed, pairs.validation_seed, pairs.projected_fraction,
+        pairs.step_px, tuple(pairs.counts_range), pairs.background_counts,
+        pairs.readout_sigma_counts, pairs.reprojection_fraction, pairs.hf_noise_gain,
+        pairs.fast_axis,
+    )
+
+
+def make_validation_region_pairs(
+    probe_intensity: ProbeIntensity, region: ValidationRegionParams
+) -> PatchPairs:
+    """The held-out microstructure region (its own seed) at the application dose."""
+    return validation_region_pairs(
+        probe_intensity, region.n_samples, region.size_px, region.seed, region.mean_counts,
+        region.background_counts, region.readout_sigma_counts, region.projected_fraction,
+        region.step_px, region.fast_axis,
+    )
+
+
 __all__ = [
     "simulate_sample",
     "project_truth",
@@ -208,4 +280,6 @@ __all__ = [
     "collect_training_images",
     "make_pretraining_pairs",
     "make_validation_pairs",
+    "make_application_training_pairs",
+    "make_validation_region_pairs",
 ]

@@ -50,6 +50,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "pretraining_validation_pairs",
                 name="make_pretraining_validation_pairs",
             ),
+            node(
+                nodes.make_application_training_pairs,
+                ["pretraining_pairs", "probe_intensity", "params:simulation.application_pairs"],
+                "application_training_pairs",
+                name="make_application_training_pairs",
+            ),
+            node(
+                nodes.make_validation_region_pairs,
+                ["probe_intensity", "params:simulation.validation_region"],
+                "validation_region_pairs",
+                name="make_validation_region_pairs",
+            ),
         ],
         tags=["simulation"],
     )

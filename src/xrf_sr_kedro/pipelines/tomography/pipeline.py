@@ -24,7 +24,7 @@ def enhanced_chain(
     *,
     angles_from: str,
     outputs: dict[str, str] | None = None,
-    model: str = "fine_tuned_model",
+    model: str = "selected_model",
 ) -> Pipeline:
     """reconstruct -> reproject -> enhance -> reconstruct, as one namespaced modular pipeline.
 
@@ -43,12 +43,13 @@ def enhanced_chain(
         measured input), ``reprojections``, ``enhanced_reprojections`` and
         ``enhanced_volume``; unmapped ones become ``<namespace>.<name>``.
     model : str
-        Catalog name of the network checkpoint (default ``fine_tuned_model``).
+        Catalog name of the network checkpoint (default ``selected_model``: the network
+        chosen on the validation region).
 
     Returns
     -------
     Pipeline
-        Reads ``measured_input``, ``fine_tuned_model``, ``probe_intensity`` and the
+        Reads ``measured_input``, ``selected_model``, ``probe_intensity`` and the
         parameters ``tomography.recon``, ``enhancement.engine`` (and
         ``tomography.reprojection``), which keep their names.
     """
@@ -60,7 +61,7 @@ def enhanced_chain(
         node(reproject, ["volume", angles], "reprojections", name="reproject"),
         node(
             nodes.enhance_reprojections,
-            ["reprojections", "fine_tuned_model", "probe_intensity", ENGINE],
+            ["reprojections", "selected_model", "probe_intensity", ENGINE],
             "enhanced_reprojections",
             name="enhance_reprojections",
         ),
@@ -72,7 +73,7 @@ def enhanced_chain(
         ),
     ]
     parameters = {RECON, ENGINE} | ({angles_from} if from_params else set())
-    inputs = {"measured": measured_input, "fine_tuned_model": model,
+    inputs = {"measured": measured_input, "selected_model": model,
               "probe_intensity": "probe_intensity"}
     if not from_params:
         inputs["angles_source"] = angles_from
@@ -102,8 +103,8 @@ def evaluation_chains() -> Pipeline:
     through the whole chain of their experiment (``split_even_270`` / ``split_odd_270``:
     reprojected to 270 angles; ``split_even_limited`` / ``split_odd_limited``: halves of
     the 46 limited projections, reprojected to the measured angles); each chain's first
-    reconstruction is the raw row's half.  ``pretrained_270``: the 270 chain with the
-    pretrained network.  Outputs: ``<namespace>_raw_slab_volume`` (first reconstruction) and
+    reconstruction is the raw row's half.  ``pretrained_270`` / ``fine_tuned_270``: the 270
+    chain with each network (the main chains use ``selected_model``).  Outputs: ``<namespace>_raw_slab_volume`` (first reconstruction) and
     ``<namespace>_slab_volume`` (the chain's result).
     """
     volumes = "params:evaluation.volumes"
@@ -124,9 +125,12 @@ def evaluation_chains() -> Pipeline:
             (f"split_{half}_limited", f"split_{half}_limited_xrf", "raw_xrf"),
         )
     ]
-    pretrained = enhanced_chain("pretrained_270", "raw_xrf_slab", angles_from=REPROJECTION,
-                                outputs=_slab_outputs("pretrained_270"), model="pretrained_model")
-    return pipeline([*split, *chains, pretrained], tags=["evaluation", "evaluation_chains"])
+    networks = [
+        enhanced_chain(f"{name}_270", "raw_xrf_slab", angles_from=REPROJECTION,
+                       outputs=_slab_outputs(f"{name}_270"), model=f"{name}_model")
+        for name in ("pretrained", "fine_tuned")
+    ]
+    return pipeline([*split, *chains, *networks], tags=["evaluation", "evaluation_chains"])
 
 
 def create_pipeline(**kwargs) -> Pipeline:

@@ -1,0 +1,90 @@
+"""Which data fine-tune the network, and which network the 3-D chain uses.
+
+Both choices are made on simulated data only: the fine-tuning set is either the
+paper's (coarse, fine) scan pairs or the application-scale pairs, and the network
+is chosen by its PSNR on the held-out validation region
+(:func:`xrf_sr_kedro.physics.application_pairs.validation_region_pairs`), never on
+the evaluation truth.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+from xrf_sr_kedro.io.checkpoint import model_from_checkpoint
+from xrf_sr_kedro.training.loop import evaluate
+from xrf_sr_kedro.types import PatchPairs
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FineTuningData", "fine_tuning_data", "select_checkpoint"]
+
+#: ``scan_pairs``: the paper's (200 nm, 50 nm) scans; ``application_pairs``: the
+#: 30 nm -> 7.5 nm pairs at the application dose.
+FineTuningData = Literal["scan_pairs", "application_pairs"]
+
+
+def fine_tuning_data(
+    data: FineTuningData,
+    scan_pairs: PatchPairs,
+    scan_validation_pairs: PatchPairs,
+    application_pairs: PatchPairs,
+    validation_region_pairs: PatchPairs,
+) -> tuple[PatchPairs, PatchPairs]:
+    """The (training, validation) pairs of fine-tuning for the choice ``data``.
+
+    ``scan_pairs`` validates on the held-out scan frames, ``application_pairs`` on
+    the validation region.
+    """
+    if data == "scan_pairs":
+        return scan_pairs, scan_validation_pairs
+    if data == "application_pairs":
+        return application_pairs, validation_region_pairs
+    raise ValueError(
+        f"fine_tuning.data must be 'scan_pairs' or 'application_pairs', got {data!r}"
+    )
+
+
+def select_checkpoint(
+    candidates: dict[str, dict[str, Any]], validation_pairs: PatchPairs
+) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]]]:
+    """The candidate with the highest mean PSNR (dB) on ``validation_pairs``.
+
+    Parameters
+    ----------
+    candidates : dict of str to checkpoint dict
+        e.g. ``{"pretrained": ..., "fine_tuned": ...}``; ties go to the first.
+    validation_pairs : PatchPairs
+        The simulated validation region (never the evaluation truth).
+
+    Returns
+    -------
+    checkpoint : dict
+        The chosen checkpoint, with ``"selection"``: the name, every candidate's
+        PSNR and the validation set's description.
+    scores : dict of str to list of {"value", "step"}
+        MLflow metric history (one entry, step 0): ``<name>_psnr`` (dB) for every
+        candidate, ``bicubic_psnr`` and ``selected_index`` (position of the chosen
+        one in ``candidates``).
+    """
+    if not candidates:
+        raise ValueError("candidates must name at least one checkpoint")
+    scores: dict[str, float] = {}
+    for name, checkpoint in candidates.items():
+        result = evaluate(model_from_checkpoint(checkpoint), validation_pairs, device="cpu")
+        scores[f"{name}_psnr"] = result["val_psnr"]
+        scores["bicubic_psnr"] = result["bicubic_psnr"]
+    names = list(candidates)
+    best = max(names, key=lambda n: (scores[f"{n}_psnr"], -names.index(n)))
+    scores["selected_index"] = float(names.index(best))
+    logger.info("validation region: %s; using %s",
+                ", ".join(f"{k} {v:.2f} dB" for k, v in scores.items() if k.endswith("psnr")), best)
+    chosen = dict(candidates[best])
+    chosen["selection"] = {
+        "selected": best,
+        "psnr_db": {n: scores[f"{n}_psnr"] for n in names},
+        "bicubic_psnr_db": scores["bicubic_psnr"],
+        "validation": str(validation_pairs.metadata.get("source", "validation region")),
+    }
+    return chosen, {k: [{"value": float(v), "step": 0}] for k, v in scores.items()}

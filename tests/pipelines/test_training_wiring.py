@@ -1,0 +1,64 @@
+"""Which data train and choose the network, and which network the 3-D chain and the enhancement use."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xrf_sr_kedro.physics.probe import gaussian_probe
+from xrf_sr_kedro.pipelines.enhancement.pipeline import create_pipeline as enhancement
+from xrf_sr_kedro.pipelines.fine_tuning.pipeline import create_pipeline as fine_tuning
+from xrf_sr_kedro.pipelines.pretraining.pipeline import create_pipeline as pretraining
+from xrf_sr_kedro.pipelines.simulation import nodes as sim
+from xrf_sr_kedro.pipelines.simulation.pipeline import create_pipeline as simulation
+from xrf_sr_kedro.pipelines.tomography.pipeline import create_pipeline as tomography
+from xrf_sr_kedro.types import PatchPairs
+
+
+def test_the_selected_network_feeds_enhancement_and_both_3d_chains():
+    assert "selected_model" in enhancement().inputs() and "fine_tuned_model" not in enhancement().inputs()
+    tomo = tomography()
+    users = [n.name for n in tomo.nodes if "selected_model" in n.inputs]
+    assert len(users) == 2 and not any("fine_tuned_model" in n.inputs for n in tomo.nodes)
+    chooser = [n for n in fine_tuning().nodes if "selected_model" in n.outputs]
+    assert len(chooser) == 1
+    assert set(chooser[0].inputs) == {"pretrained_model", "fine_tuned_model", "validation_region_pairs"}
+
+
+def test_pretraining_trains_on_application_pairs_and_chooses_on_the_validation_region():
+    (node,) = pretraining().nodes
+    assert node.inputs[:3] == ["application_training_pairs", "validation_region_pairs",
+                               "pretraining_validation_pairs"]
+    outputs = simulation().all_outputs()
+    assert {"application_training_pairs", "validation_region_pairs"} <= outputs
+    # the validation region is made from the probe and its own parameters only
+    (region,) = [n for n in simulation().nodes if "validation_region_pairs" in n.outputs]
+    assert set(region.inputs) == {"probe_intensity", "params:simulation.validation_region"}
+
+
+def test_enhancement_writes_enhanced_xrf_after_the_refinement_node():
+    pipe = enhancement()
+    (last,) = [n for n in pipe.nodes if "enhanced_xrf" in n.outputs]
+    assert "params:enhancement.refinement" in last.inputs and "network_enhanced_xrf" in last.inputs
+
+
+def _natural(n: int, lr_px: int) -> PatchPairs:
+    rng = np.random.default_rng(0)
+    hr = rng.random((n, 1, 4 * lr_px, 4 * lr_px)).astype(np.float32)
+    lr = hr.reshape(n, 1, lr_px, 4, lr_px, 4).mean(axis=(3, 5))
+    return PatchPairs(lr, hr, lr_pixel_size_nm=30.0, hr_pixel_size_nm=7.5, metadata={"source": "natural"})
+
+
+def test_application_training_pairs_mix_half_natural_and_refuse_the_validation_seed():
+    probe = gaussian_probe(40.0, 7.5)
+    params = sim.ApplicationPairsParams(n_samples=3, size_px=32, seed=5, validation_seed=2)
+    mix = sim.make_application_training_pairs(_natural(40, 8), probe, params)
+    n_micro = mix.metadata["counts"][0]
+    assert mix.metadata["counts"] == [n_micro, n_micro] and n_micro >= 3
+    assert mix.lr.shape[1:] == (1, 8, 8) and mix.hr.shape[1:] == (1, 32, 32)
+    with pytest.raises(ValueError, match="seed"):
+        sim.make_application_training_pairs(
+            _natural(40, 8), probe, sim.ApplicationPairsParams(n_samples=3, size_px=32, seed=2, validation_seed=2)
+        )
+    region = sim.make_validation_region_pairs(probe, sim.ValidationRegionParams(n_samples=2, size_px=32))
+    assert region.lr.shape[1:] == (1, 8, 8) and np.allclose(region.metadata["mean_counts"], 150.0)
