@@ -50,13 +50,13 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from xrf_sr_kedro.device import default_device
 from xrf_sr_kedro.inference.precision import PRECISIONS, resolve_precision
 from xrf_sr_kedro.inference.tiling import make_tiling
 from xrf_sr_kedro.normalisation import denormalise, minmax_range, normalise
 from xrf_sr_kedro.physics.probe import unit_probe
+from xrf_sr_kedro.progress import Progress
 from xrf_sr_kedro.types import ProbeIntensity
 from xrf_sr_kedro.validation import positive_int
 
@@ -283,7 +283,8 @@ def enhance_maps(
     fast_axis, mode
         Fly-scan direction and mode of the forward model (with ``probe_intensity``).
     progress : bool, optional
-        Show a progress bar over maps (``None``: only on a terminal).
+        Report progress over maps (``None`` or ``True``: a bar on a terminal,
+        periodic log lines otherwise; ``False``: nothing).
 
     Returns
     -------
@@ -378,8 +379,8 @@ def enhance_maps(
     with (
         _num_threads(num_threads),
         torch.inference_mode(),
-        tqdm(total=n_samples, desc="enhancing maps", unit="map",
-             disable=None if progress is None else not progress) as bar,
+        Progress(n_samples, "enhancing maps", unit="map",
+                 enabled=True if progress is None else bool(progress)) as bar,
     ):
         for start in range(0, len(jobs), tiles_per_pass):
             chunk = jobs[start:start + tiles_per_pass]

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from xrf_sr_kedro.device import default_device
+from xrf_sr_kedro.progress import progress as _progress
 from xrf_sr_kedro.types import Volume, XRFStack
 
 from .angles import as_angles_deg
@@ -101,7 +101,7 @@ def reconstruct(
         Clip negative data to zero for the maximum-likelihood methods instead of
         raising.
     progress : bool
-        Show progress bars.
+        Report progress (a bar on a terminal, periodic log lines otherwise).
 
     Returns
     -------
@@ -144,7 +144,9 @@ def reconstruct(
         "reconstructing %d slices of %dx%d from %d angles with %s", n_rows, n, n, n_angles,
         algorithm,
     )
-    for r0 in tqdm(starts, desc=f"{algorithm} slice batches", disable=None if progress else True):
+    for r0 in _progress(
+        starts, f"{algorithm} slice batches", unit="batch", enabled=progress, quiet=True
+    ):
         r1 = min(r0 + int(slice_batch), n_rows)
         sino = torch.from_numpy(
             np.ascontiguousarray(proj[:, r0:r1, :].transpose(1, 0, 2), dtype=np.float32)
