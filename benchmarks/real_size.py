@@ -58,10 +58,15 @@ def phantom_stack(n_rows: int, width: int = WIDTH, n_angles: int = N_ANGLES) -> 
 
 
 class PeakMemory:
-    """Largest resident memory of this process plus its children, sampled in a thread."""
+    """Largest resident memory of this process plus its children, sampled in a thread.
+
+    Also records the CPU seconds of this process and of every child seen (their
+    last sample), so a loaded machine's wall time can be told from the work done.
+    """
 
     def __init__(self, every_s: float = 0.2) -> None:
         self.peak = 0
+        self.cpu_s: dict[int, float] = {}
         self._every = every_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -69,9 +74,12 @@ class PeakMemory:
     def _sample(self) -> int:
         me = psutil.Process()
         total = me.memory_info().rss
-        for child in me.children(recursive=True):
+        for proc in [me, *me.children(recursive=True)]:
             try:
-                total += child.memory_info().rss
+                if proc is not me:
+                    total += proc.memory_info().rss
+                t = proc.cpu_times()
+                self.cpu_s[proc.pid] = t.user + t.system
             except psutil.Error:
                 pass
         return total
@@ -147,11 +155,16 @@ def main() -> None:
     minutes = seconds / 60.0
     print(f"reconstructed {rows} rows in {seconds:.1f} s ({rounds} round(s) of slabs); "
           f"load average now {load1[0]:.1f} / {load1[1]:.1f} / {load1[2]:.1f}")
+    cpu_min = sum(mem.cpu_s.values()) / 60.0
+    print(f"CPU time of this process and its workers: {cpu_min:.2f} min "
+          f"(on {max(n_workers, 1)} free core(s): about {cpu_min / max(n_workers, 1):.2f} min)")
     print(f"load_1min: {load1[0]:.1f}")
     if args.quick:
         print(f"real_size_recon_projected_min: {minutes * full_rounds / rounds:.2f}")
+        print(f"real_size_cpu_projected_min: {cpu_min * N_ROWS / rows:.2f}")
     else:
         print(f"real_size_recon_min: {minutes:.2f}")
+        print(f"real_size_cpu_min: {cpu_min:.2f}")
     print(f"real_size_peak_gb: {mem.peak / 1e9:.2f}")
 
 
