@@ -14,9 +14,10 @@ children (the Dask scheduler's nanny and workers), sampled every 0.2 s.  Progres
 goes to the log (standard error) as in a redirected ``kedro run``.
 
 ``--quick`` reconstructs only ``--quick-rows`` rows (default one slab a worker),
-and projects the time of the 51 rows from it (slab rounds x time of one round);
-the peak memory of the quick run is the full run's, since it holds as many slabs
-at once.  Ends with ``real_size_recon_min: <x>`` and ``real_size_peak_gb: <x>``
+and projects the time of the 51 rows from it in proportion to the rows (the cost
+is per voxel; worker start-up and the smaller slabs' overhead make it an upper
+bound); the peak memory of the quick run is the full run's when it holds as many
+slabs of the same size at once.  Ends with ``real_size_recon_min: <x>`` and ``real_size_peak_gb: <x>``
 (``..._projected_min`` with ``--quick``) and the machine's load.
 """
 
@@ -149,9 +150,7 @@ def main() -> None:
     if not np.isfinite(check).all() or check.max() <= 0:
         raise SystemExit("the reconstruction is empty or not finite")
     load1 = os.getloadavg()
-    n_slabs = math.ceil(rows / args.slab)
-    rounds = math.ceil(n_slabs / max(n_workers, 1))
-    full_rounds = math.ceil(math.ceil(N_ROWS / args.slab) / max(n_workers, 1))
+    rounds = math.ceil(math.ceil(rows / args.slab) / max(n_workers, 1))
     minutes = seconds / 60.0
     print(f"reconstructed {rows} rows in {seconds:.1f} s ({rounds} round(s) of slabs); "
           f"load average now {load1[0]:.1f} / {load1[1]:.1f} / {load1[2]:.1f}")
@@ -160,7 +159,7 @@ def main() -> None:
           f"(on {max(n_workers, 1)} free core(s): about {cpu_min / max(n_workers, 1):.2f} min)")
     print(f"load_1min: {load1[0]:.1f}")
     if args.quick:
-        print(f"real_size_recon_projected_min: {minutes * full_rounds / rounds:.2f}")
+        print(f"real_size_recon_projected_min: {minutes * N_ROWS / rows:.2f}")
         print(f"real_size_cpu_projected_min: {cpu_min * N_ROWS / rows:.2f}")
     else:
         print(f"real_size_recon_min: {minutes:.2f}")

@@ -31,7 +31,7 @@ def _model() -> torch.nn.Module:
 
 
 def test_pass_sizes_cpu_small_gpu_large():
-    assert tiles_per_pass(8, 64 * 64, "cpu") == CPU_PASS_PIXELS // (64 * 64) == 2
+    assert tiles_per_pass(8, 64 * 64, "cpu") == CPU_PASS_PIXELS // (64 * 64) == 4
     assert tiles_per_pass(8, 64 * 64, "cuda") == 8
     assert tiles_per_pass(8, 192 * 192, "cpu") == 1 and tiles_per_pass(8, 192 * 192, "cuda") == 3
     assert default_workers("cuda", 50) == 1 and default_workers("cpu", 1) == 1
