@@ -37,8 +37,12 @@ def test_streamed_volume_equals_in_memory_volume(tmp_path, algorithm):
         streaming_dir=str(tmp_path / "s"), parallel={"mode": "serial"},
     )
     assert isinstance(whole, Volume) and isinstance(streamed, ChunkedVolume)
-    assert streamed.path == tmp_path / "s" / "volume.h5"
-    assert not (tmp_path / "s" / "stack_rows.h5").exists()
+    assert streamed.path.name == "volume.h5" and streamed.path.parent.parent == tmp_path / "s"
+    assert not (streamed.path.parent / "stack_rows.h5").exists()
+    # a second call gets its own file: the first handle still reads its own volume
+    again = reconstruct_stack(stack, **kw, streaming="on", streaming_dir=str(tmp_path / "s"),
+                              parallel={"mode": "serial"})
+    assert again.path != streamed.path
     assert streamed.shape == whole.data.shape
     assert streamed.voxel_size_nm == whole.voxel_size_nm and streamed.units == whole.units
     for e in range(2):

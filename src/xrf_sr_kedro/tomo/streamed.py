@@ -100,16 +100,17 @@ def reconstruct_stack_streamed(
     slab_slices : int, optional
         Rows per slab (default :data:`xrf_sr_kedro.tomo.slabs.DEFAULT_SLAB_SLICES`).
     streaming_dir : path-like, optional
-        Folder for the row-chunked stack (deleted afterwards) and the volume file
-        ``volume.h5`` (kept; the result reads from it); default a new temporary
-        folder.  On a cluster it must be on a file system every worker sees.
+        Folder in which each call makes a new ``xrf_sr_recon_*`` folder for the
+        row-chunked stack (deleted afterwards) and the volume file ``volume.h5``
+        (kept; the result reads from it); default the system's temporary folder.
+        On a cluster it must be on a file system every worker sees.
     parallel : ParallelConfig or mapping, optional
         Where slabs run (``params:parallel``); default ``mode: auto``.
 
     Returns
     -------
     ChunkedVolume
-        Lazy handle on ``<streaming_dir>/volume.h5``.
+        Lazy handle on ``<streaming_dir>/xrf_sr_recon_*/volume.h5``.
     """
     from .slabs import DEFAULT_SLAB_SLICES, reconstruct_slabs
 
@@ -117,10 +118,13 @@ def reconstruct_stack_streamed(
     if slab_slices < 1:
         raise ValueError(f"parameter tomography slab_slices must be >= 1, got {slab_slices!r}")
     cfg = _parallel_config(parallel)
-    folder = Path(
-        tempfile.mkdtemp(prefix="xrf_sr_recon_") if streaming_dir is None else streaming_dir
-    )
-    folder.mkdir(parents=True, exist_ok=True)
+    # a new folder per call: two reconstructions (e.g. the evaluation's two halves)
+    # never write into the file the other's lazy handle reads
+    if streaming_dir is not None:
+        Path(streaming_dir).mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(
+        prefix="xrf_sr_recon_", dir=None if streaming_dir is None else str(streaming_dir)
+    ))
     stack_path, volume_path = folder / "stack_rows.h5", folder / "volume.h5"
     n_rows = stack.shape_hw[0]
     logger.info(
