@@ -20,9 +20,10 @@ Both precisions are measured; ``precision_auto: <name>`` says which one
 this machine, ``headline_precision`` which one the headline lines measure
 (``--precision float32`` on a CPU with native bf16 shows what a CPU without it, where
 ``auto`` is float32, gets).  The engine runs with its defaults (on a CPU: small passes
-on one single-threaded worker a core), the naive loop with torch's default threads.  The last two lines are ``engine_speedup_vs_naive: <x>`` and
+on one single-threaded worker a core), the naive loop with torch's default threads
+(``--threads 1``: one).  The last two lines are ``engine_speedup_vs_naive: <x>`` and
 ``paper_140px_s: <seconds per 140x140 map>`` for the engine as the pipeline runs it
-(``auto``); ``paper_140px_float32_s`` and ``engine_float32_speedup_vs_naive`` come
+(``auto``, or ``--precision``); ``paper_140px_float32_s`` and ``engine_float32_speedup_vs_naive`` come
 just before them.  A ``CPU s`` column
 (process CPU time) is printed beside wall time because wall time on a shared
 machine varies several-fold from run to run.

@@ -18,7 +18,8 @@ with ``--quick-iter`` iterations (default 2), and projects the time of 51 rows a
 10 iterations from it in proportion to rows x iterations (the cost is per voxel
 and iteration; worker start-up and the one-off set-up of each slab, counted 5
 times over, make it an upper bound); the peak memory of the quick run is the full
-run's, since it holds as many slabs of the same size at once.  Ends with ``real_size_recon_min: <x>`` and ``real_size_peak_gb: <x>``
+run's, since it holds as many slabs of the same size at once.  Ends with
+``real_size_recon_min: <x>`` and ``real_size_peak_gb: <x>``
 (``..._projected_min`` with ``--quick``) and the machine's load.
 """
 
@@ -117,7 +118,9 @@ def main() -> None:
     parser.add_argument("--n-iter", type=int, default=N_ITER)
     parser.add_argument("--width", type=int, default=WIDTH)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     import distributed  # noqa: F401  (configures its loggers; quiet them after)
 
     for name in list(logging.root.manager.loggerDict):

@@ -5,9 +5,9 @@ nothing from large batches (measured on 2 cores, ``small`` preset, 91 maps of
 64 x 64, one torch thread: batches of 1 / 2 / 4 / 8 maps took 1.05 / 0.97 / 1.00 /
 1.34 CPU-s; another run: 1 / 2 / 4 maps 1.37 / 1.24 / 1.10 CPU-s, and without
 channels-last 1.64 / 1.55 / 2.06), and torch's intra-op threads scale poorly on
-its small convolutions, so the engine runs passes of a few tiles (:data:`CPU_PASS_PIXELS` LR pixels) on
-several single-threaded workers at once: Python threads, since torch releases the
-GIL inside its kernels.  Every tile goes through the same arithmetic whichever
+its small convolutions, so the engine runs passes of a few tiles
+(:data:`CPU_PASS_PIXELS` LR pixels) on several single-threaded workers at once:
+Python threads, since torch releases the GIL inside its kernels.  Every tile goes through the same arithmetic whichever
 worker runs it, so results do not depend on the number of workers.
 """
 
