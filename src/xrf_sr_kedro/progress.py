@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -28,11 +29,35 @@ from tqdm.auto import tqdm
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Progress", "progress", "format_time_left", "DEFAULT_LOG_EVERY_S"]
+__all__ = [
+    "Progress", "progress", "format_time_left", "default_log_every_s", "DEFAULT_LOG_EVERY_S",
+    "LOG_EVERY_ENV",
+]
 
 T = TypeVar("T")
 
 DEFAULT_LOG_EVERY_S = 30.0
+
+#: Environment variable that overrides :data:`DEFAULT_LOG_EVERY_S` (seconds) for every
+#: loop that does not pass ``log_every_s``: ``XRF_SR_PROGRESS_EVERY_S=300 kedro run``
+#: for sparser logs of long runs, ``0`` for a line after every item.
+LOG_EVERY_ENV = "XRF_SR_PROGRESS_EVERY_S"
+
+
+def default_log_every_s() -> float:
+    """Seconds between progress log lines: ``$XRF_SR_PROGRESS_EVERY_S`` or 30."""
+    raw = os.environ.get(LOG_EVERY_ENV)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_LOG_EVERY_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(
+            f"environment variable {LOG_EVERY_ENV}={raw!r} must be a number of seconds"
+        ) from None
+    if not value >= 0:
+        raise ValueError(f"environment variable {LOG_EVERY_ENV}={raw!r} must be >= 0 seconds")
+    return value
 
 
 def format_time_left(seconds: float) -> str:
@@ -69,8 +94,9 @@ class Progress:
         What is being done; starts every log line.
     unit : str
         Name of one item, for the bar.
-    log_every_s : float
-        Shortest interval between two log lines when not on a terminal, seconds.
+    log_every_s : float, optional
+        Shortest interval between two log lines when not on a terminal, seconds;
+        default :func:`default_log_every_s`.
     enabled : bool
         ``False`` reports nothing (tests, nested loops).
     bar : bool, optional
@@ -80,6 +106,10 @@ class Progress:
         Seconds since an arbitrary origin (default ``time.monotonic``); for tests.
     log : logging.Logger, optional
         Where the lines go (default this module's logger).
+    quiet : bool
+        For inner loops (iterations of one slab, batches of one epoch): no start
+        line, and the final line only when the loop ran at least ``log_every_s``,
+        so short inner loops add nothing to the log and long ones still report.
     """
 
     def __init__(
@@ -87,14 +117,17 @@ class Progress:
         total: int,
         desc: str,
         unit: str = "item",
-        log_every_s: float = DEFAULT_LOG_EVERY_S,
+        log_every_s: float | None = None,
         enabled: bool = True,
         bar: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
         log: logging.Logger | None = None,
+        quiet: bool = False,
     ) -> None:
         if int(total) != total or total < 0:
             raise ValueError(f"total must be a non-negative integer, got {total!r}")
+        if log_every_s is None:
+            log_every_s = default_log_every_s()
         if not log_every_s >= 0:
             raise ValueError(f"log_every_s must be >= 0 seconds, got {log_every_s!r}")
         self.total = int(total)
@@ -104,6 +137,7 @@ class Progress:
         self._log = log or logger
         self._every = float(log_every_s)
         self._enabled = bool(enabled)
+        self._quiet = bool(quiet)
         self._t0 = clock()
         self._last = self._t0
         use_bar = _stderr_is_tty() if bar is None else bool(bar)
@@ -112,7 +146,7 @@ class Progress:
             if self._enabled and use_bar
             else None
         )
-        if self._enabled and self._bar is None:
+        if self._enabled and self._bar is None and not self._quiet:
             self._log.info("%s: 0/%d started", desc, self.total)
 
     def time_left_s(self) -> float:
@@ -149,7 +183,7 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        else:
+        elif not self._quiet or self._clock() - self._t0 >= self._every:
             self._log.info("%s", self.line())
         self._enabled = False
 
@@ -165,7 +199,7 @@ def progress(
     desc: str,
     total: int | None = None,
     unit: str = "item",
-    log_every_s: float = DEFAULT_LOG_EVERY_S,
+    log_every_s: float | None = None,
     enabled: bool = True,
     **kwargs: Any,
 ) -> Iterator[T]:

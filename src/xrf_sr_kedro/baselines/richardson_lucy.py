@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from tqdm.auto import tqdm
+from xrf_sr_kedro.progress import progress
 
 from xrf_sr_kedro.physics.flyscan import (
     FastAxis,
@@ -72,7 +72,7 @@ def richardson_lucy_sr(
     x = np.maximum(x, floor)
     norm = flyscan_adjoint(np.ones((h, w)), p, hr_shape=hr_shape, **args).astype(np.float64)
     norm = np.maximum(norm, _EPS)
-    for _ in tqdm(range(int(n_iter)), desc="Richardson-Lucy", disable=None, leave=False):
+    for _ in progress(range(int(n_iter)), "Richardson-Lucy", unit="iteration", quiet=True):
         ax = flyscan(x, p, **args).astype(np.float64)
         ratio = y / np.maximum(ax, _EPS)
         x = x * flyscan_adjoint(ratio, p, hr_shape=hr_shape, **args) / norm

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from xrf_sr_kedro.progress import progress
 
 from xrf_sr_kedro.baselines.upsampling import bicubic_upsample
 from xrf_sr_kedro.physics.flyscan import FastAxis, ScanMode, _probe_to_numpy, flyscan, flyscan_adjoint
@@ -140,7 +140,7 @@ def tv_deconvolution_sr(
     x_bar = x.copy()
     dual_data = np.zeros_like(yn)
     dual_tv = np.zeros((2,) + x.shape)
-    for _ in tqdm(range(int(n_iter)), desc="TV deconvolution", disable=None, leave=False):
+    for _ in progress(range(int(n_iter)), "TV deconvolution", unit="iteration", quiet=True):
         dual_data = (dual_data + sigma * (op(x_bar) / a_norm - yn)) / (1.0 + sigma)
         dual_tv += sigma * gradient(x_bar)
         if weight > 0:

@@ -24,7 +24,7 @@ from typing import Any
 
 import h5py
 import numpy as np
-from tqdm.auto import tqdm
+from xrf_sr_kedro.progress import progress
 
 from xrf_sr_kedro.io.hdf5 import (
     DataFormatError,
@@ -206,7 +206,7 @@ def read_pyxrf_series(
     frames, angles = [], []
     pixel = pixel_size_nm
     shape = None
-    for p in tqdm(paths, desc="PyXRF files", disable=None):
+    for p in progress(paths, "PyXRF files", unit="file"):
         maps, px, theta, _ = _read_one(p, elements, pixel)
         pixel = px
         if theta is None:

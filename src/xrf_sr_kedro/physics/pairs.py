@@ -6,7 +6,7 @@ import logging
 import math
 
 import numpy as np
-from tqdm.auto import tqdm
+from xrf_sr_kedro.progress import progress
 
 from xrf_sr_kedro.normalisation import minmax_range, normalise
 from xrf_sr_kedro.physics.flyscan import FastAxis, flyscan, flyscan_kernel
@@ -85,7 +85,7 @@ def make_patch_pairs(
     margin_lr = int(math.ceil(max(kern.shape) / 2 / s))
     lr_out, hr_out, where = [], [], []
     skipped = 0
-    for idx, img in enumerate(tqdm(images, desc="fly-scan pairs", disable=None, leave=False)):
+    for idx, img in enumerate(progress(images, "fly-scan pairs", unit="map", quiet=True)):
         hr = load_image_as_gray(img)
         lr = flyscan(hr, probe.intensity, s, fast_axis, mode, n_substeps)
         h, w = lr.shape

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from xrf_sr_kedro.progress import progress as _progress
 
 from .projector import ParallelBeamProjector
 
@@ -95,7 +95,7 @@ def check_nonnegative(s: torch.Tensor, algorithm: str) -> None:
 
 
 def _bar(n_iter: int, desc: str, progress: bool):
-    return tqdm(range(n_iter), desc=desc, disable=None if progress else True, leave=False)
+    return _progress(range(n_iter), desc, unit="iteration", enabled=progress, quiet=True)
 
 
 def _safe_div(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -125,7 +125,7 @@ def sirt(
     nonneg : bool
         Clip negative voxels after every iteration.
     progress : bool
-        Show a tqdm bar (hidden when not attached to a terminal).
+        Report progress (a bar on a terminal, periodic log lines otherwise).
 
     Returns
     -------

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from xrf_sr_kedro.device import default_device
+from xrf_sr_kedro.io.chunked import ChunkedVolume
+from xrf_sr_kedro.progress import progress as _progress
 from xrf_sr_kedro.types import Volume, XRFStack
 
 from .angles import as_angles_deg
@@ -38,6 +39,12 @@ from .iterative import (
     subset_indices,
 )
 from .projector import ParallelBeamProjector
+from .streamed import (
+    DEFAULT_STREAMING_MIN_VOXELS,
+    Streaming,
+    reconstruct_stack_streamed,
+    use_streaming,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +132,7 @@ def reconstruct(
         Clip negative data to zero for the maximum-likelihood methods instead of
         raising.
     progress : bool
-        Show progress bars.
+        Report progress (a bar on a terminal, periodic log lines otherwise).
 
     Returns
     -------
@@ -169,7 +176,9 @@ def reconstruct(
         "reconstructing %d slices of %dx%d from %d angles with %s", n_rows, n, n, n_angles,
         algorithm,
     )
-    for r0 in tqdm(starts, desc=f"{algorithm} slice batches", disable=None if progress else True):
+    for r0 in _progress(
+        starts, f"{algorithm} slice batches", unit="batch", enabled=progress, quiet=True
+    ):
         r1 = min(r0 + int(slice_batch), n_rows)
         sino = torch.from_numpy(
             np.ascontiguousarray(proj[:, r0:r1, :].transpose(1, 0, 2), dtype=np.float32)
@@ -196,6 +205,9 @@ class ReconSettings:
     ``elements`` selects element lines (``None``: all); ``slab_nm`` restricts the
     reconstruction to detector rows between two heights (nm from the top of the
     projections) to bound the time on small machines (``None``: every row).
+    ``streaming`` (``auto``: above ``streaming_min_voxels``), ``slab_slices``,
+    ``streaming_dir`` and ``parallel`` choose and shape the slab-streamed path
+    (:mod:`.streamed`).
     """
 
     elements: list[str] | None = None
@@ -206,6 +218,11 @@ class ReconSettings:
     center_offset_px: float = 0.0
     slice_batch: int = DEFAULT_SLICE_BATCH
     slab_nm: tuple[float, float] | None = None
+    streaming: Streaming = "auto"
+    streaming_min_voxels: int = DEFAULT_STREAMING_MIN_VOXELS
+    slab_slices: int | None = None
+    streaming_dir: str | None = None
+    parallel: dict[str, Any] | None = None
 
 
 def select_slab(stack: XRFStack, slab_nm: tuple[float, float] | None) -> XRFStack:
@@ -235,8 +252,21 @@ def reconstruct_stack(
     center_offset_px: float = 0.0,
     slice_batch: int = DEFAULT_SLICE_BATCH,
     slab_nm: tuple[float, float] | None = None,
-) -> Volume:
+    streaming: Streaming = "auto",
+    streaming_min_voxels: int = DEFAULT_STREAMING_MIN_VOXELS,
+    slab_slices: int | None = None,
+    streaming_dir: str | None = None,
+    parallel: Any = None,
+) -> Volume | ChunkedVolume:
     """Reconstruct every element of a projection stack (voxel = projection pixel).
+
+    Small stacks are reconstructed in memory and returned as a :class:`Volume`.
+    Large ones (``streaming="auto"`` and more than ``streaming_min_voxels`` voxels
+    in the volume, or ``streaming="on"``) stream slabs of ``slab_slices`` rows
+    through :func:`xrf_sr_kedro.tomo.slabs.reconstruct_slabs` (on Dask workers when
+    ``parallel`` says so) into a chunked file in ``streaming_dir`` and return the
+    lazy :class:`~xrf_sr_kedro.io.chunked.ChunkedVolume`: peak memory is that of
+    one slab, whatever the number of rows (:mod:`.streamed`).
 
     Parameters
     ----------
@@ -248,10 +278,21 @@ def reconstruct_stack(
         As for :func:`reconstruct` (``center_offset_px`` in pixels).
     slab_nm : (float, float), optional
         Reconstruct only the rows between these heights, nm from the top.
+    streaming : {"auto", "on", "off"}
+        Stream slabs into a chunked file (see above).
+    streaming_min_voxels : int
+        ``auto`` streams volumes of more voxels than this (all elements).
+    slab_slices : int, optional
+        Rows per slab of the streamed path (default ``tomo.slabs.DEFAULT_SLAB_SLICES``).
+    streaming_dir : str, optional
+        Folder of the streamed volume file (default a new temporary folder).
+    parallel : ParallelConfig or mapping, optional
+        Where the slabs of the streamed path run (``params:parallel``; default
+        ``mode: auto``, serial on small machines).
 
     Returns
     -------
-    Volume
+    Volume or ChunkedVolume
         ``(n_elements, n_rows, n_cols, n_cols)`` in signal per voxel (the line
         integrals, signal x nm, divided by the pixel size), voxel size
         ``stack.pixel_size_nm``; metadata records the algorithm and the angles.
@@ -267,6 +308,30 @@ def reconstruct_stack(
     # a stack that carries its centre (reprojections, enhanced reprojections) wins over the
     # parameter, scaled to this stack's pixel size (tomo.centre)
     center_offset_px = center_offset_px_for(stack.metadata, stack.pixel_size_nm, center_offset_px)
+    metadata = {
+        "algorithm": algorithm,
+        "n_iter": n_iter,
+        "n_subsets": n_subsets,
+        "reg_par": reg_par,
+        "n_projections": stack.n_frames,
+        "angles_deg_min": float(stack.angles_deg.min()),
+        "angles_deg_max": float(stack.angles_deg.max()),
+        "source": stack.metadata.get("kind", ""),
+        "slab_nm": None if slab_nm is None else list(slab_nm),
+        **center_metadata(
+            center_offset_px, stack.pixel_size_nm,
+            stack.metadata.get("center_method", "parameter"),
+        ),
+    }
+    n_rows, n_cols = stack.shape_hw
+    if use_streaming(len(stack.elements) * n_rows * n_cols * n_cols, streaming,
+                     streaming_min_voxels):
+        recon = dict(algorithm=algorithm, n_iter=n_iter, n_subsets=n_subsets, reg_par=reg_par,
+                     center_offset_px=center_offset_px, slice_batch=slice_batch)
+        return reconstruct_stack_streamed(
+            stack, recon, output_scale=1.0 / stack.pixel_size_nm, metadata=metadata,
+            slab_slices=slab_slices, streaming_dir=streaming_dir, parallel=parallel,
+        )
     volumes = []
     scales = [penalty_scale(p) for p in stack.data]
     for element, projections, scale in zip(stack.elements, stack.data, scales):
@@ -293,21 +358,6 @@ def reconstruct_stack(
         voxel_size_nm=stack.pixel_size_nm,
         elements=stack.elements,
         units=stack.units,
-        metadata={
-            "algorithm": algorithm,
-            "n_iter": n_iter,
-            "n_subsets": n_subsets,
-            "reg_par": reg_par,
-            "reg_par_relative_to": "mean of the positive projection values (tomo.recon)",
-            "reg_scale": scales,
-            "n_projections": stack.n_frames,
-            "angles_deg_min": float(stack.angles_deg.min()),
-            "angles_deg_max": float(stack.angles_deg.max()),
-            "source": stack.metadata.get("kind", ""),
-            "slab_nm": None if slab_nm is None else list(slab_nm),
-            **center_metadata(
-                center_offset_px, stack.pixel_size_nm,
-                stack.metadata.get("center_method", "parameter"),
-            ),
-        },
+        metadata={**metadata, "reg_par_relative_to": "mean of the positive projection values (tomo.recon)",
+                  "reg_scale": scales},
     )

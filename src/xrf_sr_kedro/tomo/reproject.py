@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from xrf_sr_kedro.progress import progress as _progress
 
 from xrf_sr_kedro.device import default_device
 from xrf_sr_kedro.types import Volume, XRFStack
@@ -76,8 +76,9 @@ def reproject(
         device=device if device is not None else default_device(),
     )
     out = np.empty((angles.shape[0], n_slices, proj.n_det), dtype=np.float32)
-    for s0 in tqdm(
-        range(0, n_slices, int(slice_batch)), desc="reproject", disable=None if progress else True
+    for s0 in _progress(
+        range(0, n_slices, int(slice_batch)), "reproject", unit="batch", enabled=progress,
+        quiet=True,
     ):
         s1 = min(s0 + int(slice_batch), n_slices)
         batch = torch.from_numpy(np.ascontiguousarray(vol[s0:s1], dtype=np.float32))

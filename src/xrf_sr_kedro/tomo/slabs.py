@@ -71,13 +71,16 @@ def _reconstruct_slab(
     scales: dict[int, float],
     device: str,
     threads: int,
+    output_scale: float = 1.0,
 ) -> np.ndarray:
     """One task: read rows ``r0:r1`` of element ``e`` and reconstruct them."""
     _, e, r0, r1 = slab
     dev = task_setup(device, threads)
     rows = stack.read_rows(e, r0, r1)
-    return reconstruct(rows, stack.angles_deg, device=dev, progress=False, reg_scale=scales[e],
-                       **recon)
+    rec = reconstruct(rows, stack.angles_deg, device=dev, progress=False, reg_scale=scales[e], **recon)
+    if output_scale != 1.0:
+        rec *= np.float32(output_scale)
+    return rec
 
 
 def _penalty_scales(stack: ChunkedStack, idx: list[int], ranges: list) -> dict[int, float]:
@@ -110,6 +113,9 @@ def reconstruct_slabs(
     client: Any = None,
     max_in_flight: int | None = None,
     progress: bool = True,
+    output_scale: float = 1.0,
+    units: str = "a.u.",
+    metadata: dict[str, Any] | None = None,
 ) -> ChunkedVolume:
     """Reconstruct a projection stack file slab by slab into a chunked volume file.
 
@@ -137,12 +143,19 @@ def reconstruct_slabs(
         Slab results held at once (default twice the workers).
     progress : bool
         Report per-slab progress with the time left.
+    output_scale : float
+        Factor applied to every reconstructed slab before it is written (e.g.
+        ``1 / pixel_size_nm`` for signal per voxel from line integrals).
+    units : str
+        Units recorded in the volume file.
+    metadata : dict, optional
+        Extra entries for the volume's metadata.
 
     Returns
     -------
     ChunkedVolume
         Lazy handle on ``out_path``: shape ``(n_elements, n_rows, W, W)``, voxel
-        size the stack's pixel size (nm), units ``a.u.``.
+        size the stack's pixel size (nm).
     """
     stack = open_stack(stack_path)
     idx = _element_indices(stack.elements, elements, stack_path)
@@ -170,6 +183,7 @@ def reconstruct_slabs(
         **center_metadata(
             center_offset_px, stack.pixel_size_nm, stack.metadata.get("center_method", "parameter")
         ),
+        **(metadata or {}),
     }
     logger.info(
         "reconstructing %d element(s) x %d slices of %dx%d in %d slab(s) of %d slices",
@@ -178,7 +192,7 @@ def reconstruct_slabs(
     names = [stack.elements[e] for e in idx]
     with volume_writer(
         out_path, (n_el, n_rows, width, width), stack.pixel_size_nm, names,
-        metadata=meta, chunk_slices=1,
+        units=units, metadata=meta, chunk_slices=1,
     ) as out, client_for(cfg, len(slabs), client) as cl:
 
         def write(i: int, block: np.ndarray) -> None:
@@ -188,7 +202,7 @@ def reconstruct_slabs(
         map_slabs(
             _reconstruct_slab, slabs, client=cl, on_result=write, max_in_flight=max_in_flight,
             desc=f"{algorithm} slabs", progress=progress, stack=stack, recon=recon, scales=scales,
-            device=cfg.device, threads=cfg.threads_per_worker,
+            device=cfg.device, threads=cfg.threads_per_worker, output_scale=float(output_scale),
         )
     return open_volume(out_path)
 

@@ -30,12 +30,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from xrf_sr_kedro.device import resolve_device
 from xrf_sr_kedro.io.checkpoint import save_checkpoint
 from xrf_sr_kedro.metrics.image import bicubic_upsample, psnr, ssim
 from xrf_sr_kedro.models.dual_branch import DualBranchConfig
+from xrf_sr_kedro.progress import Progress
 from xrf_sr_kedro.training.checkpointing import (
     BEST_NAME,
     HISTORY_KEYS,
@@ -357,6 +357,9 @@ def _fit(
     bicubic_cache: dict[str, float] | None = None
     checkpoint: dict[str, Any] = {}
 
+    epochs_bar = Progress(
+        cfg.epochs - start_epoch, "training epochs", unit="epoch", enabled=ctx.is_main
+    )
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         dataset.set_epoch(epoch)
@@ -404,6 +407,8 @@ def _fit(
             if on_epoch_end is not None:
                 on_epoch_end(completed, dict(entry))
         barrier(ctx)
+        epochs_bar.update(1)
+    epochs_bar.close()
     return checkpoint
 
 
@@ -423,9 +428,9 @@ def _train_one_epoch(
     if cfg.max_train_batches_per_epoch is not None:
         n_batches = min(n_batches, cfg.max_train_batches_per_epoch)
     total = torch.zeros(2, dtype=torch.float64)
-    bar = tqdm(
-        total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-        disable=None if ctx.is_main else True, leave=False,
+    bar = Progress(
+        n_batches, f"epoch {epoch + 1}/{cfg.epochs} batches", unit="batch",
+        enabled=ctx.is_main, quiet=True,
     )
     try:
         for step, (low_res, high_res) in enumerate(loader):
@@ -450,7 +455,6 @@ def _train_one_epoch(
             total[0] += float(loss.detach()) * n
             total[1] += n
             bar.update(1)
-            bar.set_postfix(l1=f"{float(loss.detach()):.4f}", refresh=False)
     finally:
         bar.close()
     all_reduce_sum(total, ctx)
