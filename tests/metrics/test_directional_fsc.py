@@ -78,3 +78,14 @@ def test_crowther_limit():
     assert crowther_limit_nm(1000.0, 2 * 91) == pytest.approx(crowther_limit_nm(1000.0, 91) / 2)
     with pytest.raises(ValueError, match="n_angles"):
         crowther_limit_nm(1000.0, 0)
+
+
+def test_empty_shells_of_a_non_cubic_array_are_not_a_crossing():
+    # a slab (half as tall as wide): in the axial cone only every other shell meets the
+    # short axis's frequencies; identical volumes must reach Nyquist, not stop at the
+    # first empty shell
+    rng = np.random.default_rng(3)
+    vol = rng.random((16, 32, 32))
+    table = directional_fsc(vol, vol, 7.5, "axial", cone_half_angle_deg=30.0)
+    assert (table["n_voxels"].to_numpy()[1:] == 0).any()  # the case under test exists
+    assert resolution_nm(table, "one_bit") == pytest.approx(15.0)

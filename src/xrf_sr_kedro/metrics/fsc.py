@@ -451,7 +451,11 @@ def resolution_nm(
           field of view).
 
         Shells with NaN correlation (no power in either map) count as below
-        the threshold: there is no information there.
+        the threshold: there is no information there.  Shells that hold no
+        Fourier voxel at all (``n_voxels == 0``: in a directional FSC of a
+        non-cubic array, e.g. the axial cone of a slab, only every other shell
+        meets the shorter axis's frequencies) are skipped, not counted as a
+        crossing; the crossing is interpolated between populated shells.
     """
     if threshold not in THRESHOLD_COLUMNS:
         raise ValueError(
@@ -465,6 +469,10 @@ def resolution_nm(
         raise ValueError(f"min_shell must be >= 1 (shell 0 is DC), got {min_shell}")
     min_shell = int(min_shell)
     voxel_size_nm = _voxel_size_from_table(table)
+    if "n_voxels" in table.columns:
+        populated = (table["n_voxels"].to_numpy() > 0) | (np.arange(len(table)) < min_shell)
+        min_shell -= int(np.count_nonzero(~populated[:min_shell]))
+        table = table[populated]
     freq = table["freq_per_nm"].to_numpy(dtype=np.float64)
     fsc = table["fsc"].to_numpy(dtype=np.float64)
     thr = table[THRESHOLD_COLUMNS[threshold]].to_numpy(dtype=np.float64)
