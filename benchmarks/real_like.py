@@ -30,6 +30,7 @@ from scipy import ndimage
 from skimage.transform import resize
 
 from xrf_sr_kedro.io.spectra import read_spectra
+from xrf_sr_kedro.metrics.image import scaled_relative_error
 from xrf_sr_kedro.physics.real_like import ELEMENTS, simulate_real_like, write_real_like_files
 from xrf_sr_kedro.tomo.align import align_stack, rigid_components
 from xrf_sr_kedro.tomo.centre import center_metadata, center_offset_px_for, find_center
@@ -47,15 +48,6 @@ def _volume(stack: XRFStack, offset_px: float, method: str) -> Volume:
     ]) / stack.pixel_size_nm
     md = center_metadata(offset_px, stack.pixel_size_nm, method)
     return Volume(data, stack.pixel_size_nm, stack.elements, stack.units, md)
-
-
-def _relative_error(volume: np.ndarray, truth: np.ndarray) -> float:
-    """L2 error after the least-squares intensity scale, per element, averaged."""
-    errs = []
-    for v, t in zip(volume, truth):
-        a = float((v * t).sum() / (v * v).sum())
-        errs.append(np.linalg.norm(a * v - t) / np.linalg.norm(t))
-    return float(np.mean(errs))
 
 
 def _com(vol: np.ndarray) -> np.ndarray:
@@ -87,7 +79,7 @@ def run(n_det: int, n_rows: int, center_offset_px: float, shift_rms_px: float, f
     err[:, 1] -= rigid_components(err[:, 1], stack.angles_deg)
     raw = _volume(aligned, centre.offset_px, centre.method)
     perfect = _volume(reference, m.center_offset_px, "truth")
-    ratio = _relative_error(raw.data, m.truth) / _relative_error(perfect.data, m.truth)
+    ratio = scaled_relative_error(raw.data, m.truth) / scaled_relative_error(perfect.data, m.truth)
 
     # enhanced chain: reproject at 3x angles (centre carried), 4x bicubic, reconstruct fine
     reproj = reproject_volume_stack(raw, np.arange(3 * m.angles_deg.size) * 60.0 / m.angles_deg.size)

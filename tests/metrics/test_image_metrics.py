@@ -129,3 +129,14 @@ def test_consistency_residual_values():
     assert rel_sum == pytest.approx(0.0) and rel_l2 > 0.5
     with pytest.raises(ValueError, match="same shape"):
         consistency_residual(measured, np.zeros((3, 2)))
+
+
+def test_scaled_relative_error_ignores_the_gain_and_sees_the_error():
+    from xrf_sr_kedro.metrics.image import scaled_relative_error
+
+    rng = np.random.default_rng(0)
+    truth = rng.random((2, 8, 8, 8)) + 0.5
+    assert scaled_relative_error(3.0 * truth, truth) == pytest.approx(0.0, abs=1e-12)
+    noisy = truth + 0.1 * rng.standard_normal(truth.shape)
+    naive = np.mean([np.linalg.norm(n - t) / np.linalg.norm(t) for n, t in zip(noisy, truth)])
+    assert 0.0 < scaled_relative_error(5.0 * noisy, truth) <= naive + 1e-12

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 ArrayLike = np.ndarray | torch.Tensor
 
-__all__ = ["psnr", "ssim", "bicubic_upsample", "consistency_residual"]
+__all__ = ["psnr", "ssim", "bicubic_upsample", "consistency_residual", "scaled_relative_error"]
 
 
 def _as_float64_tensor(x: ArrayLike, name: str) -> torch.Tensor:
@@ -252,3 +252,17 @@ def match_intensity(estimate: np.ndarray, truth: np.ndarray) -> np.ndarray:
     var = np.mean((e - e_mean) ** 2)
     gain = np.mean((e - e_mean) * (t - t_mean)) / var if var > 0 else 0.0
     return gain * (e - e_mean) + t_mean
+
+
+def scaled_relative_error(volume: np.ndarray, truth: np.ndarray) -> float:
+    """Relative L2 error of ``volume`` after its least-squares gain, averaged over axis 0.
+
+    For each element ``v, t`` of ``volume, truth`` (same shapes, first axis = element):
+    ``||a v - t|| / ||t||`` with ``a = <v, t> / <v, v>``, the gain that best matches ``v``
+    to ``t`` (reconstructions and the truth are in different units).
+    """
+    errs = []
+    for v, t in zip(np.asarray(volume, np.float64), np.asarray(truth, np.float64)):
+        a = float((v * t).sum() / (v * v).sum())
+        errs.append(np.linalg.norm(a * v - t) / np.linalg.norm(t))
+    return float(np.mean(errs))
