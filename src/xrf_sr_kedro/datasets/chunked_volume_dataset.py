@@ -8,7 +8,8 @@ from typing import Any
 
 from kedro.io.core import AbstractDataset, DatasetError
 
-from xrf_sr_kedro.io.chunked import ChunkedVolume, open_volume, save_volume
+from xrf_sr_kedro.io.chunked import ChunkedVolume, open_volume
+from xrf_sr_kedro.io.volume_files import save_volume
 from xrf_sr_kedro.types import Volume
 
 

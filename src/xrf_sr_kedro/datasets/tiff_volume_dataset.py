@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from kedro.io.core import AbstractDataset, DatasetError
 
+from xrf_sr_kedro.io.chunked import ChunkedVolume
 from xrf_sr_kedro.io.tiff import (
     read_tiff_info,
     read_tiff_map,
@@ -18,7 +19,7 @@ from xrf_sr_kedro.io.tiff import (
 from xrf_sr_kedro.types import Volume
 
 
-class TiffVolumeDataset(AbstractDataset[Volume, Volume]):
+class TiffVolumeDataset(AbstractDataset[Volume | ChunkedVolume, Volume]):
     """Export a :class:`Volume` for Fiji: ``{stem}_{element}.tif`` beside ``filepath``.
 
     Each file is an ImageJ hyperstack (``Z, Y, X``, float32) with the voxel size
@@ -64,9 +65,12 @@ class TiffVolumeDataset(AbstractDataset[Volume, Volume]):
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "elements": self._elements, "units": self._units}
 
-    def save(self, data: Volume) -> None:
-        if not isinstance(data, Volume):
-            raise DatasetError(f"TiffVolumeDataset saves a Volume, got {type(data).__name__}")
+    def save(self, data: Volume | ChunkedVolume) -> None:
+        """One TIFF per element; a lazy ``ChunkedVolume`` is written slice by slice."""
+        if not isinstance(data, (Volume, ChunkedVolume)):
+            raise DatasetError(
+                f"TiffVolumeDataset saves a Volume or ChunkedVolume, got {type(data).__name__}"
+            )
         for element in data.elements:
             write_tiff_stack(self.element_path(element), data, element=element)
 

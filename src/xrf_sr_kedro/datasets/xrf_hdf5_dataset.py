@@ -1,4 +1,9 @@
-"""``XRFHDF5Dataset``: XRFStack / Volume / PatchPairs in HDF5 (Data Exchange layout)."""
+"""``XRFHDF5Dataset``: XRFStack / Volume / PatchPairs in HDF5 (Data Exchange layout).
+
+Volumes larger than memory go through the same entries: a ``ChunkedVolume`` is
+saved slab by slab (or its scratch file moved into place) and a volume file above
+``lazy_min_voxels`` loads as a lazy ``ChunkedVolume`` (:mod:`xrf_sr_kedro.io.volume_files`).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,13 @@ from typing import Any
 from kedro.io.core import Version
 
 from xrf_sr_kedro.datasets._base import FileDataset
+from xrf_sr_kedro.io.chunked import ChunkedVolume
 from xrf_sr_kedro.io.hdf5 import load_h5, save_h5
 from xrf_sr_kedro.io.provenance import read_only_error, refuse_foreign_overwrite
+from xrf_sr_kedro.io.volume_files import OUT_OF_CORE_MIN_VOXELS, load_volume_file, save_volume
 from xrf_sr_kedro.types import PatchPairs, Volume, XRFStack
 
-Data = XRFStack | Volume | PatchPairs
+Data = XRFStack | Volume | PatchPairs | ChunkedVolume
 
 
 class XRFHDF5Dataset(FileDataset[Data]):
@@ -28,6 +35,14 @@ class XRFHDF5Dataset(FileDataset[Data]):
     project did not write (root attribute ``creator``, see
     :mod:`xrf_sr_kedro.io.provenance`).  A plain Data Exchange file from another program loads as an
     XRFStack when ``load_args`` give ``pixel_size_nm`` and ``elements``.
+
+    Volumes larger than memory: ``save`` also takes a lazy
+    :class:`~xrf_sr_kedro.io.chunked.ChunkedVolume` (the streamed reconstruction's
+    output) and writes it chunked, one slice per chunk, without reading it whole;
+    the streamed reconstruction's scratch file is moved into place, not copied.  A
+    local volume file of more than ``lazy_min_voxels`` voxels loads as a
+    ``ChunkedVolume`` (slabs read on demand); smaller ones, and every stack, load
+    whole as before.
 
     Examples
     --------
@@ -61,6 +76,7 @@ class XRFHDF5Dataset(FileDataset[Data]):
         filepath: str | os.PathLike,
         load_args: dict[str, Any] | None = None,
         read_only: bool = False,
+        lazy_min_voxels: int = OUT_OF_CORE_MIN_VOXELS,
         version: Version | None = None,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
@@ -78,6 +94,10 @@ class XRFHDF5Dataset(FileDataset[Data]):
         read_only : bool
             Measured data: ``save`` always raises
             :class:`~xrf_sr_kedro.io.provenance.ProtectedDataError`.
+        lazy_min_voxels : int
+            A volume file of more voxels (all elements) loads as a lazy
+            ``ChunkedVolume`` (default 2**28, 1 GiB of float32: the streamed
+            reconstruction's threshold); 0 loads every volume lazily.  Local files only.
         version : kedro.io.core.Version, optional
             Set by ``versioned: true`` in the catalog.
         credentials, fs_args : dict, optional
@@ -94,13 +114,24 @@ class XRFHDF5Dataset(FileDataset[Data]):
         )
         self._load_args = {**self.DEFAULT_LOAD_ARGS, **deepcopy(load_args or {})}
         self.read_only = bool(read_only)
+        if int(lazy_min_voxels) != lazy_min_voxels or lazy_min_voxels < 0:
+            raise ValueError(
+                f"XRFHDF5Dataset {filepath}: lazy_min_voxels must be a count >= 0, "
+                f"got {lazy_min_voxels!r}"
+            )
+        self._lazy_min_voxels = int(lazy_min_voxels)
 
     def _describe(self) -> dict[str, Any]:
         return {**self._base_describe(), "load_args": self._load_args,
-                "read_only": self.read_only}
+                "read_only": self.read_only, "lazy_min_voxels": self._lazy_min_voxels}
 
     def load(self) -> Data:
-        return self._load_with(partial(load_h5, **self._load_args))
+        whole = partial(load_h5, **self._load_args)
+        if self._protocol != "file":  # a copied remote file cannot be read lazily
+            return self._load_with(whole)
+        return self._load_with(
+            partial(load_volume_file, lazy_min_voxels=self._lazy_min_voxels, load=whole)
+        )
 
     def save(self, data: Data) -> None:
         if self.read_only:
@@ -110,4 +141,7 @@ class XRFHDF5Dataset(FileDataset[Data]):
 
 def _save_unless_foreign(path: str, data: Data) -> None:
     refuse_foreign_overwrite(path)
-    save_h5(path, data)
+    if isinstance(data, ChunkedVolume):
+        save_volume(path, data)
+    else:
+        save_h5(path, data)

@@ -17,6 +17,9 @@ umask allows (``0o666 & ~umask``), as a plain ``open`` would.  Readers
 (:class:`ChunkedVolume`, :class:`ChunkedStack`) keep only the path and the small
 metadata, open the file for each read (so they pickle to Dask workers), and read
 what is asked for.
+
+How such volumes go through the catalog (save, move, load lazily above a size):
+:mod:`xrf_sr_kedro.io.volume_files`.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ __all__ = [
     "open_volume",
     "open_stack",
     "slab_ranges",
-    "save_volume",
+    "LazyElement",
 ]
 
 _MAX_CHUNK_BYTES = 32 << 20
@@ -271,7 +274,12 @@ def stack_writer(
 
 @dataclass(frozen=True)
 class ChunkedVolume:
-    """A volume file read lazily: ``read(e, s0, s1)`` returns slices ``s0:s1`` of element ``e``."""
+    """A volume file read lazily: ``read(e, s0, s1)`` returns slices ``s0:s1`` of element ``e``.
+
+    ``scratch=True`` marks a file that belongs to this handle alone (the streamed
+    reconstruction's output in its temporary folder): :func:`save_volume` moves it
+    onto the target instead of copying it, after which this handle no longer reads.
+    """
 
     path: Path
     shape: tuple[int, int, int, int]
@@ -279,11 +287,40 @@ class ChunkedVolume:
     elements: tuple[str, ...]
     units: str = "a.u."
     metadata: dict[str, Any] = field(default_factory=dict)
+    scratch: bool = False
 
     def read(self, element: int, start: int, stop: int) -> np.ndarray:
         """Slices ``start:stop`` of element ``element``: ``(stop - start, N, N)``, float32."""
         with h5py.File(self.path, "r") as f:
             return np.asarray(f["volume/data"][element, start:stop], dtype=np.float32)
+
+    def element(self, element: int) -> LazyElement:
+        """A lazy ``(n_slices, N, N)`` view of one element: indexing reads only what it selects."""
+        return LazyElement(self.path, int(element), self.shape[1:])
+
+
+@dataclass(frozen=True)
+class LazyElement:
+    """One element of a volume file as a read-on-index 3-D array (float32).
+
+    ``view[z]``, ``view[:, y, :]``, ``view[:, :, x]`` read one plane from the file
+    (h5py selections), so a figure of the central planes or a TIFF written page by
+    page never holds the whole volume.
+    """
+
+    path: Path
+    index: int
+    shape: tuple[int, int, int]
+    ndim: int = 3
+    dtype: Any = np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        with h5py.File(self.path, "r") as f:
+            return np.asarray(f["volume/data"][(self.index, *key)], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -388,29 +425,3 @@ def open_stack(
             units=_attr_str(f.attrs.get("units"), "counts"),
             metadata=decode_metadata(f.attrs.get(METADATA_ATTR), path=p),
         )
-
-
-def save_volume(
-    path: str | os.PathLike, volume: Volume | ChunkedVolume, slab_slices: int = 64
-) -> ChunkedVolume:
-    """Write an in-memory ``Volume`` or copy a volume file into a chunked file, slab by slab.
-
-    Copying a :class:`ChunkedVolume` onto its own path does nothing.  Returns the
-    lazy handle on ``path``.
-    """
-    if isinstance(volume, ChunkedVolume) and Path(path).resolve() == volume.path.resolve():
-        return volume
-    if not isinstance(volume, (Volume, ChunkedVolume)):
-        raise TypeError(
-            f"save_volume expects a Volume or ChunkedVolume, got {type(volume).__name__}"
-        )
-    in_memory = isinstance(volume, Volume)
-    shape = volume.data.shape if in_memory else volume.shape
-    with volume_writer(
-        path, shape, volume.voxel_size_nm, volume.elements, units=volume.units,
-        metadata=volume.metadata,
-    ) as w:
-        for e in range(shape[0]):
-            for s0, s1 in slab_ranges(shape[1], slab_slices):
-                w[e, s0:s1] = volume.data[e, s0:s1] if in_memory else volume.read(e, s0, s1)
-    return open_volume(path)

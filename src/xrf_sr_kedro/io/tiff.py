@@ -22,6 +22,7 @@ import numpy as np
 import tifffile
 
 from xrf_sr_kedro.io.atomic import atomic_path
+from xrf_sr_kedro.io.chunked import ChunkedVolume, LazyElement
 from xrf_sr_kedro.io.hdf5 import (
     DataFormatError,
     check_pixel_size,
@@ -137,9 +138,10 @@ def write_tiff_stack(
     Parameters
     ----------
     path : path-like
-    volume_or_array : Volume or ndarray
+    volume_or_array : Volume, ChunkedVolume or ndarray
         A Volume with one element (or ``element`` naming one), or an array of shape
-        ``(n_slices, H, W)`` or ``(H, W)``.
+        ``(n_slices, H, W)`` or ``(H, W)``; a lazy ``ChunkedVolume`` is written one
+        slice at a time.
     voxel_size_nm : float, optional
         Voxel edge in nm; defaults to the Volume's.  Written as ImageJ resolution
         (pixels per nm) with ``unit='nm'`` and ``spacing`` in nm.
@@ -149,7 +151,7 @@ def write_tiff_stack(
         JSON-serialisable provenance stored in the ImageJ ``Info`` field (for a
         Volume: its element, units and metadata are stored by default).
     """
-    if isinstance(volume_or_array, Volume):
+    if isinstance(volume_or_array, (Volume, ChunkedVolume)):
         vol = volume_or_array
         if element is None:
             if len(vol.elements) != 1:
@@ -160,7 +162,9 @@ def write_tiff_stack(
             element = vol.elements[0]
         if element not in vol.elements:
             raise KeyError(f"element {element!r} not in volume; available: {list(vol.elements)}")
-        data = vol.data[vol.elements.index(element)]
+        k = vol.elements.index(element)
+        # a lazy volume file is written page by page (below), never read whole
+        data = vol.element(k) if isinstance(vol, ChunkedVolume) else vol.data[k]
         if info is None:
             info = {"element": element, "units": vol.units, "metadata": vol.metadata}
         voxel_size_nm = vol.voxel_size_nm if voxel_size_nm is None else voxel_size_nm
@@ -175,11 +179,15 @@ def write_tiff_stack(
     if voxel_size_nm is None:
         raise ValueError("voxel_size_nm is required when writing a plain array")
     voxel = check_pixel_size(voxel_size_nm, path=path, key="voxel_size_nm")
-    data = np.ascontiguousarray(data, dtype=np.float32)
+    lazy = isinstance(data, LazyElement)
+    if not lazy:
+        data = np.ascontiguousarray(data, dtype=np.float32)
     with atomic_path(path) as tmp:
         tifffile.imwrite(
             tmp,
-            data,
+            (data[z] for z in range(data.shape[0])) if lazy else data,
+            shape=data.shape,
+            dtype=np.float32,
             imagej=True,
             resolution=(1.0 / voxel, 1.0 / voxel),
             metadata={

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
+from xrf_sr_kedro.io.chunked import LazyElement
 from xrf_sr_kedro.metrics.fsc import THRESHOLD_COLUMNS, resolution_nm
 
 logger = logging.getLogger(__name__)
@@ -288,8 +289,10 @@ def plot_orthogonal_slices(
 
     Parameters
     ----------
-    volume : ndarray, shape (Z, Y, X)
-        One element's volume (Z along the rotation axis).
+    volume : ndarray or LazyElement, shape (Z, Y, X)
+        One element's volume (Z along the rotation axis); a lazy view of a
+        volume file (:meth:`~xrf_sr_kedro.io.chunked.ChunkedVolume.element`) is
+        read only at the three planes shown.
     voxel_size_nm : float
         Voxel edge length in nm.
     title : str
@@ -305,7 +308,8 @@ def plot_orthogonal_slices(
         Panels ``XY (z = ...)``, ``XZ (y = ...)`` and ``YZ (x = ...)`` with a
         shared colour scale, positions in nm and a scale bar.
     """
-    vol = np.asarray(volume, dtype=np.float64)
+    # a lazy view (io.chunked.LazyElement) is indexed as is: only the three planes are read
+    vol = volume if isinstance(volume, LazyElement) else np.asarray(volume, dtype=np.float64)
     if vol.ndim != 3:
         raise ValueError(f"volume must be 3-D (Z, Y, X), got shape {vol.shape}")
     voxel_size_nm = float(voxel_size_nm)

@@ -9,6 +9,7 @@ import torch
 from xrf_sr_kedro.progress import progress as _progress
 
 from xrf_sr_kedro.device import default_device
+from xrf_sr_kedro.io.chunked import ChunkedVolume
 from xrf_sr_kedro.types import Volume, XRFStack
 from xrf_sr_kedro.validation import positive_int
 
@@ -87,7 +88,7 @@ def reproject(
 
 
 def project_volume(
-    volume: Volume,
+    volume: Volume | ChunkedVolume,
     angles_deg: Any,
     *,
     units: str | None = None,
@@ -101,9 +102,10 @@ def project_volume(
 
     Parameters
     ----------
-    volume : Volume
+    volume : Volume or ChunkedVolume
         Element volumes ``(n_elements, n_slices, N, N)`` with voxels of
-        ``volume.voxel_size_nm``.
+        ``volume.voxel_size_nm``; a lazy volume file is read slab by slab
+        (:func:`.slabs.project_slabs`), the projections are returned in memory.
     angles_deg : array_like, shape (n_angles,)
         Projection angles in degrees.
     units : str, optional
@@ -124,9 +126,14 @@ def project_volume(
     # projections sit where the measured ones did, and pass it on (in nm, so a finer grid
     # downstream scales it)
     offset = center_offset_px_for(volume.metadata, volume.voxel_size_nm)
-    data = np.stack(
-        [reproject(v, angles, center_offset_px=offset) for v in volume.data]
-    ) * volume.voxel_size_nm
+    if isinstance(volume, ChunkedVolume):  # larger than memory: read slab by slab
+        from .slabs import project_slabs
+
+        data = project_slabs(volume, angles, center_offset_px=offset) * volume.voxel_size_nm
+    else:
+        data = np.stack(
+            [reproject(v, angles, center_offset_px=offset) for v in volume.data]
+        ) * volume.voxel_size_nm
     metadata = {} if metadata is None else dict(metadata)
     if "center_offset_nm" in volume.metadata:
         method = volume.metadata.get("center_method", "reconstruction parameter")
@@ -141,7 +148,7 @@ def project_volume(
     )
 
 
-def reproject_volume_stack(volume: Volume, angles_deg: Any, kind: str = "reprojection") -> XRFStack:
+def reproject_volume_stack(volume: Volume | ChunkedVolume, angles_deg: Any, kind: str = "reprojection") -> XRFStack:
     """Reprojections of a reconstruction (clipped at 0), carrying its rotation centre.
 
     The pipelines' reprojection: :func:`project_volume` with ``clip_negative=True``

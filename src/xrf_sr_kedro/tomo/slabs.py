@@ -34,6 +34,7 @@ from xrf_sr_kedro.io.chunked import (
     volume_writer,
 )
 from xrf_sr_kedro.parallel import ParallelConfig, client_for, map_slabs, task_setup
+from xrf_sr_kedro.progress import progress as _progress
 
 from .centre import center_metadata, center_offset_px_for
 from .recon import DEFAULT_REG_PAR, reconstruct
@@ -41,7 +42,7 @@ from .reproject import reproject
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["reconstruct_slabs", "reproject_slabs", "DEFAULT_SLAB_SLICES"]
+__all__ = ["reconstruct_slabs", "reproject_slabs", "project_slabs", "DEFAULT_SLAB_SLICES"]
 
 #: Slices per slab: 64 slices of 2048 x 2048 are 1 GiB of float32 per array.
 DEFAULT_SLAB_SLICES = 64
@@ -224,6 +225,37 @@ def _reproject_slab(
         vol, angles_deg, n_det=n_det, slice_batch=max(s1 - s0, 1), device=dev,
         center_offset_px=center_offset_px, progress=False,
     )
+
+
+def project_slabs(
+    volume: ChunkedVolume,
+    angles_deg: Any,
+    *,
+    center_offset_px: float = 0.0,
+    slab_slices: int = DEFAULT_SLAB_SLICES,
+    progress: bool = True,
+) -> np.ndarray:
+    """Projections of every element of a volume file, read ``slab_slices`` slices at a time.
+
+    The in-memory counterpart of :func:`reproject_slabs` for
+    :func:`xrf_sr_kedro.tomo.reproject.project_volume`: the projections (``n_angles /
+    N`` times the volume's size) are returned in memory, the volume is never whole.
+
+    Returns
+    -------
+    ndarray, shape (n_elements, n_angles, n_slices, N), float32
+        Voxel sums along each ray (as :func:`xrf_sr_kedro.tomo.reproject.reproject`).
+    """
+    angles = np.asarray(angles_deg, dtype=np.float64).reshape(-1)
+    n_el, n_slices, n, _ = volume.shape
+    out = np.empty((n_el, angles.shape[0], n_slices, n), dtype=np.float32)
+    slabs = [(e, s0, s1) for e in range(n_el) for s0, s1 in slab_ranges(n_slices, slab_slices)]
+    for e, s0, s1 in _progress(slabs, "reproject slabs", unit="slab", enabled=progress):
+        out[e, :, s0:s1] = reproject(
+            volume.read(e, s0, s1), angles, slice_batch=s1 - s0,
+            center_offset_px=center_offset_px, progress=False,
+        )
+    return out
 
 
 def reproject_slabs(

@@ -20,10 +20,12 @@ import logging
 import os
 import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
 from xrf_sr_kedro.io.chunked import ChunkedVolume, slab_ranges, stack_writer
+from xrf_sr_kedro.io.volume_files import OUT_OF_CORE_MIN_VOXELS
 from xrf_sr_kedro.parallel import ParallelConfig
 from xrf_sr_kedro.types import XRFStack
 
@@ -41,8 +43,9 @@ STREAMING = ("auto", "on", "off")
 
 #: ``streaming: auto`` streams volumes above this many voxels (all elements):
 #: 2**28 voxels are 1 GiB of float32, several times the default run's volume and
-#: a quarter of a 4 GB budget.
-DEFAULT_STREAMING_MIN_VOXELS = 2**28
+#: a quarter of a 4 GB budget.  The same size above which the catalog's
+#: ``XRFHDF5Dataset`` loads a volume lazily (one constant, :mod:`xrf_sr_kedro.io.volume_files`).
+DEFAULT_STREAMING_MIN_VOXELS = OUT_OF_CORE_MIN_VOXELS
 
 
 def use_streaming(
@@ -102,7 +105,7 @@ def reconstruct_stack_streamed(
     streaming_dir : path-like, optional
         Folder in which each call makes a new ``xrf_sr_recon_*`` folder for the
         row-chunked stack (deleted afterwards) and the volume file ``volume.h5``
-        (kept; the result reads from it); default the system's temporary folder.
+        (the result reads from it until the catalog moves it); default the system's temporary folder.
         On a cluster it must be on a file system every worker sees.
     parallel : ParallelConfig or mapping, optional
         Where slabs run (``params:parallel``); default ``mode: auto``.
@@ -110,7 +113,10 @@ def reconstruct_stack_streamed(
     Returns
     -------
     ChunkedVolume
-        Lazy handle on ``<streaming_dir>/xrf_sr_recon_*/volume.h5``.
+        Lazy handle on ``<streaming_dir>/xrf_sr_recon_*/volume.h5``, marked
+        ``scratch``: the catalog's save (:func:`xrf_sr_kedro.io.volume_files.save_volume`)
+        moves the file onto the dataset's path (a rename when ``streaming_dir`` is on
+        the same file system) and removes the folder, so the volume is written once.
     """
     from .slabs import DEFAULT_SLAB_SLICES, reconstruct_slabs
 
@@ -139,9 +145,10 @@ def reconstruct_stack_streamed(
             for r0, r1 in slab_ranges(n_rows, slab_slices):
                 w[e, :, r0:r1] = stack.data[e, :, r0:r1]
     try:
-        return reconstruct_slabs(
+        volume = reconstruct_slabs(
             stack_path, volume_path, **recon, slab_slices=slab_slices, parallel=cfg,
             output_scale=output_scale, units=stack.units, metadata=metadata,
         )
+        return replace(volume, scratch=True)
     finally:
         stack_path.unlink(missing_ok=True)

@@ -1,4 +1,10 @@
-"""Tomography nodes: reconstruction, angular upsampling by reprojection, and figures."""
+"""Tomography nodes: reconstruction, angular upsampling by reprojection, and figures.
+
+A volume is a :class:`~xrf_sr_kedro.types.Volume` in memory or, above the
+streaming size, a lazy :class:`~xrf_sr_kedro.io.chunked.ChunkedVolume` (the
+streamed reconstruction, or a large file the catalog loads lazily): every node
+that takes a volume takes either (docs/scale.md).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from xrf_sr_kedro.inference.stack import EngineSettings, enhance_with_checkpoint
+from xrf_sr_kedro.io.chunked import ChunkedVolume
+from xrf_sr_kedro.io.volume_files import element_arrays
 from xrf_sr_kedro.metrics.plots import plot_orthogonal_slices
 from xrf_sr_kedro.pipelines._params import validated
 from xrf_sr_kedro.tomo.recon import ReconSettings, reconstruct_stack
@@ -32,12 +40,19 @@ class ReprojectionParams:
     stop_deg: float = 90.0
 
 
-def reconstruct_volume(stack: XRFStack, recon: ReconParams) -> Volume:
-    """Reconstruct every element of a projection stack (voxel = projection pixel)."""
+AnyVolume = Volume | ChunkedVolume
+
+
+def reconstruct_volume(stack: XRFStack, recon: ReconParams) -> AnyVolume:
+    """Reconstruct every element of a projection stack (voxel = projection pixel).
+
+    Above ``recon.streaming_min_voxels`` (or with ``streaming: on``) slab by slab
+    into a chunked file: a lazy ``ChunkedVolume`` the catalog moves into place.
+    """
     return reconstruct_stack(stack, **asdict(recon))
 
 
-def _reproject(volume: Volume, angles_deg: np.ndarray, kind: str) -> XRFStack:
+def _reproject(volume: AnyVolume, angles_deg: np.ndarray, kind: str) -> XRFStack:
     return project_volume(
         volume, angles_deg, clip_negative=True,
         metadata={"kind": kind, "n_angles": int(len(angles_deg)),
@@ -45,13 +60,13 @@ def _reproject(volume: Volume, angles_deg: np.ndarray, kind: str) -> XRFStack:
     )
 
 
-def reproject_volume(volume: Volume, reprojection: ReprojectionParams) -> XRFStack:
+def reproject_volume(volume: AnyVolume, reprojection: ReprojectionParams) -> XRFStack:
     """Project a reconstruction at new angles (angular upsampling, 91 -> 270)."""
     angles = even_angles_deg(reprojection.n_angles, reprojection.start_deg, reprojection.stop_deg)
     return _reproject(volume, angles, f"reprojection at {reprojection.n_angles} angles")
 
 
-def reproject_to_measured_angles(volume: Volume, measured: XRFStack) -> XRFStack:
+def reproject_to_measured_angles(volume: AnyVolume, measured: XRFStack) -> XRFStack:
     """Project a reconstruction at the angles of a measured stack."""
     return _reproject(volume, measured.angles_deg, f"reprojection at {measured.n_frames} measured angles")
 
@@ -72,11 +87,14 @@ def every_second_projection(stack: XRFStack) -> XRFStack:
     return replace(half, metadata={**stack.metadata, "kind": "every second projection"})
 
 
-def slice_figures(**volumes: Volume) -> dict[str, Figure]:
-    """Central slices in three directions of each volume, one figure per volume and element."""
+def slice_figures(**volumes: AnyVolume) -> dict[str, Figure]:
+    """Central slices in three directions of each volume, one figure per volume and element.
+
+    A lazy volume is read only at the three planes shown.
+    """
     figures = {}
     for name, volume in volumes.items():
-        for element, data in zip(volume.elements, volume.data):
+        for element, data in element_arrays(volume):
             figures[f"{name}_{element}.png"] = plot_orthogonal_slices(
                 data, volume.voxel_size_nm, title=f"{name.replace('_', ' ')}: {element}"
             )
@@ -84,16 +102,16 @@ def slice_figures(**volumes: Volume) -> dict[str, Figure]:
 
 
 def volumes_for_fiji(
-    raw_volume: Volume, enhanced_volume: Volume, limited_projection_volume: Volume
-) -> tuple[Volume, Volume, Volume]:
-    """The three reconstructions, handed to the catalog's ImageJ TIFF stacks."""
+    raw_volume: AnyVolume, enhanced_volume: AnyVolume, limited_projection_volume: AnyVolume
+) -> tuple[AnyVolume, AnyVolume, AnyVolume]:
+    """The three reconstructions, handed to the catalog's ImageJ TIFF stacks (page by page)."""
     return raw_volume, enhanced_volume, limited_projection_volume
 
 
 def volume_slices(
-    raw_volume: Volume,
-    enhanced_volume: Volume,
-    limited_projection_volume: Volume,
+    raw_volume: AnyVolume,
+    enhanced_volume: AnyVolume,
+    limited_projection_volume: AnyVolume,
 ) -> dict[str, Figure]:
     """PNG slices of the three reconstructions the user looks at."""
     return slice_figures(
