@@ -1,6 +1,7 @@
 """Memory and time of the nodes downstream of a reconstruction: a lazy volume against a whole one.
 
-Run: ``PYTHONPATH=src python benchmarks/catalog_volumes.py [--slices 128] [--width 512] [--angles 90]``
+Run: ``PYTHONPATH=src python benchmarks/catalog_volumes.py [--slices 128] [--width 512]
+[--angles 90]``
 
 Writes one volume file of ``1 x slices x width x width`` float32 (the layout the
 streamed reconstruction writes), then, in two fresh processes, loads it through
@@ -30,7 +31,8 @@ CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 from xrf_sr_kedro.datasets import TiffVolumeDataset, XRFHDF5Dataset
-from xrf_sr_kedro.pipelines.tomography.nodes import ReprojectionParams, reproject_volume, slice_figures
+from xrf_sr_kedro.pipelines.tomography.nodes import (
+    ReprojectionParams, reproject_volume, slice_figures)
 path, out, lazy_min, n_angles = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()

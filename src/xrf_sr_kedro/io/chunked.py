@@ -46,7 +46,6 @@ from xrf_sr_kedro.io.hdf5 import (
     encode_metadata,
     require_file,
 )
-from xrf_sr_kedro.types import Volume
 
 logger = logging.getLogger(__name__)
 

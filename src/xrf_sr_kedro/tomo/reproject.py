@@ -148,7 +148,9 @@ def project_volume(
     )
 
 
-def reproject_volume_stack(volume: Volume | ChunkedVolume, angles_deg: Any, kind: str = "reprojection") -> XRFStack:
+def reproject_volume_stack(
+    volume: Volume | ChunkedVolume, angles_deg: Any, kind: str = "reprojection"
+) -> XRFStack:
     """Reprojections of a reconstruction (clipped at 0), carrying its rotation centre.
 
     The pipelines' reprojection: :func:`project_volume` with ``clip_negative=True``
