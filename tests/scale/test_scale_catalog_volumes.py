@@ -146,3 +146,22 @@ def test_tiff_export_of_a_lazy_volume_is_the_in_memory_file(tmp_path):
     for element in vol.elements:
         mem = (tmp_path / "mem" / f"v_{element}.tif").read_bytes()
         assert (tmp_path / "lazy" / f"v_{element}.tif").read_bytes() == mem
+
+
+def test_lazy_reprojection_bounds_the_slab_by_bytes(tmp_path, monkeypatch):
+    from xrf_sr_kedro.tomo import slabs
+
+    vol = _volume()
+    lazy = _scratch(tmp_path / "s", vol)
+    reads = []
+    read = ChunkedVolume.read
+
+    def counting(self, e, s0, s1):
+        reads.append(s1 - s0)
+        return read(self, e, s0, s1)
+
+    monkeypatch.setattr(ChunkedVolume, "read", counting)
+    monkeypatch.setattr(slabs, "PROJECT_SLAB_BYTES", 3 * 24 * 24 * 4)  # 3 slices a slab
+    sums = project_slabs(lazy, [0.0, 45.0], progress=False)
+    assert max(reads) == 3 and sum(reads) == 2 * 11  # every slice of both elements once
+    np.testing.assert_allclose(sums[:, 0], vol.data.sum(axis=2), rtol=1e-5)  # 0 deg: rays along y

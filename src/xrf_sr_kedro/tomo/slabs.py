@@ -42,10 +42,16 @@ from .reproject import reproject
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["reconstruct_slabs", "reproject_slabs", "project_slabs", "DEFAULT_SLAB_SLICES"]
+__all__ = [
+    "reconstruct_slabs", "reproject_slabs", "project_slabs", "DEFAULT_SLAB_SLICES",
+    "PROJECT_SLAB_BYTES",
+]
 
 #: Slices per slab: 64 slices of 2048 x 2048 are 1 GiB of float32 per array.
 DEFAULT_SLAB_SLICES = 64
+#: At most this many bytes of volume a slab in :func:`project_slabs` (the pipeline's
+#: reprojection, which has no slab parameter): 256 MiB, 21 slices of 1750 px.
+PROJECT_SLAB_BYTES = 256 << 20
 
 
 def _element_indices(names: tuple[str, ...], elements: Any, path: Any) -> list[int]:
@@ -232,7 +238,7 @@ def project_slabs(
     angles_deg: Any,
     *,
     center_offset_px: float = 0.0,
-    slab_slices: int = DEFAULT_SLAB_SLICES,
+    slab_slices: int | None = None,
     progress: bool = True,
 ) -> np.ndarray:
     """Projections of every element of a volume file, read ``slab_slices`` slices at a time.
@@ -240,6 +246,8 @@ def project_slabs(
     The in-memory counterpart of :func:`reproject_slabs` for
     :func:`xrf_sr_kedro.tomo.reproject.project_volume`: the projections (``n_angles /
     N`` times the volume's size) are returned in memory, the volume is never whole.
+    ``slab_slices`` defaults to :data:`DEFAULT_SLAB_SLICES`, fewer when a slab would
+    exceed :data:`PROJECT_SLAB_BYTES` (wide slices: 1 slice of 7000 x 7000 px).
 
     Returns
     -------
@@ -248,6 +256,8 @@ def project_slabs(
     """
     angles = np.asarray(angles_deg, dtype=np.float64).reshape(-1)
     n_el, n_slices, n, _ = volume.shape
+    if slab_slices is None:
+        slab_slices = max(1, min(DEFAULT_SLAB_SLICES, PROJECT_SLAB_BYTES // (4 * n * n)))
     out = np.empty((n_el, angles.shape[0], n_slices, n), dtype=np.float32)
     slabs = [(e, s0, s1) for e in range(n_el) for s0, s1 in slab_ranges(n_slices, slab_slices)]
     for e, s0, s1 in _progress(slabs, "reproject slabs", unit="slab", enabled=progress):
