@@ -26,7 +26,7 @@ import numpy as np
 
 from xrf_sr_kedro.io.atomic import current_umask
 from xrf_sr_kedro.io.chunked import ChunkedVolume, open_volume, slab_ranges, volume_writer
-from xrf_sr_kedro.io.hdf5 import KIND_ATTR, decode_str, load_h5, require_file
+from xrf_sr_kedro.io.hdf5 import KIND_ATTR, decode_str, load_h5
 from xrf_sr_kedro.types import Volume
 
 logger = logging.getLogger(__name__)
@@ -118,11 +118,11 @@ def load_volume_file(
     """
     if int(lazy_min_voxels) != lazy_min_voxels or lazy_min_voxels < 0:
         raise ValueError(f"lazy_min_voxels must be a count >= 0, got {lazy_min_voxels!r}")
-    p = require_file(path, "an HDF5 file written by xrf_sr_kedro")
+    p = Path(path)
     try:
-        voxels = _volume_voxels(p)
-    except OSError:  # not HDF5: let the reader name the problem
+        voxels = _volume_voxels(p) if p.is_file() else None
+    except OSError:  # not HDF5: the reader names the problem
         voxels = None
     if voxels is not None and voxels > lazy_min_voxels:
         return open_volume(p)
-    return (load or load_h5)(p)
+    return (load or load_h5)(p)  # a missing file: the reader's own message
