@@ -22,6 +22,9 @@ class ChunkedVolumeDataset(AbstractDataset[Volume | ChunkedVolume, ChunkedVolume
     or hand ``volume.path`` to :mod:`xrf_sr_kedro.tomo.slabs`.  ``save`` takes an
     in-memory ``Volume`` or a ``ChunkedVolume`` (e.g. from ``reconstruct_slabs``
     into another path) and writes it slab by slab, atomically.  Local files only.
+    The pipelines' volume entries use ``XRFHDF5Dataset`` instead, which does the same
+    and loads a volume lazily only above ``lazy_min_voxels``; this dataset is for
+    an entry that must always be lazy.
 
     Examples
     --------
