@@ -306,7 +306,8 @@ def ospml_quad(
     wsum = _neighbour_sum(torch.ones_like(x[:1]), kernel)  # sum_k w_jk per voxel
     f_coef = 2.0 * reg_par * wsum
     inv_4f = _safe_div(torch.ones_like(f_coef), 4.0 * f_coef)  # 0 where F = 0
-    for _ in _bar(n_iter, "OSPML", progress):
+    desc = f"OSPML, {y.shape[0]} slice(s) of {projector.n} px"
+    for _ in _bar(n_iter, desc, progress):
         for p, ysub, s in zip(subprojs, ys, sens):
             e_coef = p.adjoint(_safe_div(ysub, p.forward(x))).mul_(x).neg_()
             _ospml_update_(x, e_coef, s, wsum, f_coef, inv_4f, kernel, reg_par,
