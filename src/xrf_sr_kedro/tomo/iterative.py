@@ -332,7 +332,7 @@ def ospml_quad(
 #: Bytes of one work array of the OSPML voxel update (:func:`_ospml_update_`): the
 #: update runs over chunks of this many bytes of slices, so its work arrays do not
 #: grow with the slab.
-UPDATE_CHUNK_BYTES = 64 * 1024**2
+UPDATE_CHUNK_BYTES = 16 * 1024**2
 
 
 def _ospml_update_(
