@@ -2,9 +2,15 @@
 
 All algorithms work on a batch of slices at once (sinograms of shape
 ``(n_slices, n_angles, n_det)``), keep the estimate non-negative, show a
-per-iteration progress bar, and run unchanged on CPU or GPU: the device is the
+progress bar, and run unchanged on CPU or GPU: the device is the
 projector's.  :func:`xrf_sr_kedro.tomo.recon.reconstruct` is the entry point
 for whole projection stacks in Data Exchange order.
+
+Memory: :func:`ospml_quad` updates the estimate in place, a chunk of slices at a
+time (:data:`UPDATE_CHUNK_BYTES`), so an iteration holds two volumes of the batch
+(the estimate and one back-projection) plus the projector's buffers; the ordered-
+subset methods report progress per subset update (``iterations x subsets``), so a
+long slab logs its progress with the time left every ``log_every_s`` seconds.
 
 Ordered subsets are interleaved: subset ``k`` of ``n_subsets`` holds the angles
 ``k, k + n_subsets, k + 2 n_subsets, ...``, which keeps each subset spread over
@@ -204,10 +210,13 @@ def osem(
     check_nonnegative(y, "osem")
     subprojs, ys, sens = _os_setup(y, projector, n_subsets)
     x = _ml_start(y, sens, projector.n, x0)
-    for _ in _bar(n_iter, "OSEM" if n_subsets > 1 else "MLEM", progress):
-        for p, ysub, s in zip(subprojs, ys, sens):
-            ratio = _safe_div(ysub, p.forward(x))
-            x = _safe_div(x * p.adjoint(ratio), s)
+    desc = f"{'OSEM' if n_subsets > 1 else 'MLEM'}, {y.shape[0]} slice(s) of {projector.n} px"
+    with _subset_bar(n_iter, len(subprojs), desc, progress) as bar:
+        for _ in range(n_iter):
+            for p, ysub, s in zip(subprojs, ys, sens):
+                ratio = _safe_div(ysub, p.forward(x))
+                x = _safe_div(x * p.adjoint(ratio), s)
+                bar.update()
     return x
 
 
