@@ -41,7 +41,8 @@ def test_iterations_on_a_worker_reach_the_redirected_driver_log(tmp_path):
     lines = [ln for ln in text.splitlines() if ln.startswith("xrf_sr_kedro.progress")]
     # two slabs of 2 rows, each with its 2 iterations of 3 subsets, reported subset by
     # subset: forwarded from the worker process
-    steps = [ln for ln in lines if "OSPML, 2 slice(s) of 16 px, 2 iteration(s) x 3 subset(s): " in ln]
+    desc = "OSPML, 2 slice(s) of 16 px, 2 iteration(s) x 3 subset(s): "
+    steps = [ln for ln in lines if desc in ln]
     assert sum("1/6 (17 %)" in ln and "left" in ln for ln in steps) == 2, text
     assert sum("6/6 (100 %)" in ln and "done" in ln for ln in steps) == 2, text
     assert "ospml_quad slabs: 2/2 (100 %)" in "\n".join(lines)

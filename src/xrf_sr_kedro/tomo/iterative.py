@@ -111,8 +111,8 @@ def _subset_bar(n_iter: int, n_subsets: int, desc: str, progress: bool) -> Progr
     One iteration of a large slab can take minutes (1750 px, 16 slices: about 40 s
     on a free core); counting subsets lets the log report every ``log_every_s``.
     """
-    return Progress(n_iter * n_subsets, f"{desc}, {n_iter} iteration(s) x {n_subsets} subset(s)",
-                    unit="subset", enabled=progress, quiet=True)
+    desc = f"{desc}, {n_iter} iteration(s) x {n_subsets} subset(s)"
+    return Progress(n_iter * n_subsets, desc, unit="subset", enabled=progress, quiet=True)
 
 
 def _safe_div(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
