@@ -24,6 +24,7 @@ to workers must be importable top-level functions; they should read their own in
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -228,9 +229,32 @@ def open_client(config: ParallelConfig | None = None, n_tasks: int | None = None
                 "parallel: %s cluster, %d worker(s) up; Dask dashboard: %s",
                 mode, n, client.dashboard_link,
             )
+            forward_worker_logs(client)
             yield client
     finally:
         cluster.close()
+
+
+def _set_package_log_level(level: int) -> None:
+    """On a worker: this package logs at ``level``, progress as lines (no bar)."""
+    from .progress import log_lines_only
+
+    logging.getLogger(__package__ or "xrf_sr_kedro").setLevel(level)
+    log_lines_only()
+
+
+def forward_worker_logs(client: Any) -> None:
+    """Log records of this package on the workers (progress lines included) go to this log.
+
+    Workers are other processes (or other machines) whose loggers have no handler
+    and a WARNING level; this sets their package logger to this process's level and
+    forwards its records (``Client.forward_logging``), so per-iteration progress of
+    a slab reaches the driver's log, redirected or not.
+    """
+    name = __package__ or "xrf_sr_kedro"
+    level = logging.getLogger(name).getEffectiveLevel()
+    client.register_worker_callbacks(setup=functools.partial(_set_package_log_level, level))
+    client.forward_logging(name, level=level)
 
 
 def client_for(config: ParallelConfig | None, n_tasks: int, client: Any = None) -> Any:

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "Progress", "progress", "format_time_left", "default_log_every_s", "DEFAULT_LOG_EVERY_S",
-    "LOG_EVERY_ENV",
+    "LOG_EVERY_ENV", "log_lines_only",
 ]
 
 T = TypeVar("T")
@@ -76,7 +76,26 @@ def _hms(seconds: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+#: Set by :func:`log_lines_only` in processes whose output is not a person's
+#: terminal even when their standard error is one (Dask workers).
+_LOG_LINES_ONLY = False
+
+
+def log_lines_only(flag: bool = True) -> None:
+    """Make every :class:`Progress` of this process log lines instead of drawing a bar.
+
+    For worker processes (:func:`xrf_sr_kedro.parallel.forward_worker_logs` calls
+    it on every Dask worker): they share the driver's terminal, where several
+    bars would overwrite each other, and their log records are forwarded to the
+    driver's log, where the lines belong.
+    """
+    global _LOG_LINES_ONLY
+    _LOG_LINES_ONLY = bool(flag)
+
+
 def _stderr_is_tty() -> bool:
+    if _LOG_LINES_ONLY:
+        return False
     try:
         return bool(sys.stderr.isatty())
     except (AttributeError, ValueError):

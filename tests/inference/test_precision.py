@@ -9,6 +9,13 @@ from xrf_sr_kedro.inference import precision as prec
 from xrf_sr_kedro.models.dual_branch import build_model
 
 
+@pytest.fixture(autouse=True)
+def _no_isa_limit(monkeypatch):
+    """The tests below choose the CPU's abilities themselves: no limit from the shell."""
+    for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def _cpuinfo(tmp_path, flags):
     p = tmp_path / f"cpuinfo_{abs(hash(flags))}"
     p.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n\n"
@@ -39,6 +46,33 @@ def test_auto_follows_the_cpu(monkeypatch, caplog, native, expected):
     with caplog.at_level(logging.INFO, logger=prec.__name__):
         assert prec.resolve_precision("auto", "cpu") == expected
     assert f"precision auto -> {expected}" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "env, limit",
+    [
+        ({}, None),
+        ({"ATEN_CPU_CAPABILITY": "avx2"}, "ATEN_CPU_CAPABILITY=avx2"),
+        ({"ATEN_CPU_CAPABILITY": "avx512"}, None),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, "ONEDNN_MAX_CPU_ISA=AVX2"),
+        ({"ONEDNN_MAX_CPU_ISA": "avx512_core"}, "ONEDNN_MAX_CPU_ISA=avx512_core"),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, None),
+        ({"ONEDNN_MAX_CPU_ISA": "ALL"}, None),
+    ],
+)
+def test_isa_limits_in_the_environment_are_read(env, limit):
+    assert prec.cpu_bf16_disabled_by(env) == limit
+
+
+@pytest.mark.parametrize("name, value", [("ATEN_CPU_CAPABILITY", "avx2"),
+                                         ("ONEDNN_MAX_CPU_ISA", "AVX2")])
+def test_auto_honours_an_isa_limit_on_a_bf16_cpu(monkeypatch, caplog, name, value):
+    # what torch itself would use: a bf16 CPU limited to AVX2 emulates bf16 again
+    monkeypatch.setattr(prec, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setenv(name, value)
+    with caplog.at_level(logging.INFO, logger=prec.__name__):
+        assert prec.resolve_precision("auto", "cpu") == "float32"
+    assert f"{name}={value}" in caplog.text
 
 
 def test_explicit_choice_is_kept_and_bad_value_names_the_parameter(monkeypatch):

@@ -2,9 +2,15 @@
 
 All algorithms work on a batch of slices at once (sinograms of shape
 ``(n_slices, n_angles, n_det)``), keep the estimate non-negative, show a
-per-iteration progress bar, and run unchanged on CPU or GPU: the device is the
+progress bar, and run unchanged on CPU or GPU: the device is the
 projector's.  :func:`xrf_sr_kedro.tomo.recon.reconstruct` is the entry point
 for whole projection stacks in Data Exchange order.
+
+Memory: :func:`ospml_quad` updates the estimate in place, a chunk of slices at a
+time (:data:`UPDATE_CHUNK_BYTES`), so an iteration holds two volumes of the batch
+(the estimate and one back-projection) plus the projector's buffers; the ordered-
+subset methods report progress per subset update (``iterations x subsets``), so a
+long slab logs its progress with the time left every ``log_every_s`` seconds.
 
 Ordered subsets are interleaved: subset ``k`` of ``n_subsets`` holds the angles
 ``k, k + n_subsets, k + 2 n_subsets, ...``, which keeps each subset spread over
@@ -20,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from xrf_sr_kedro.progress import Progress
 from xrf_sr_kedro.progress import progress as _progress
 
 from .projector import ParallelBeamProjector
@@ -96,6 +103,16 @@ def check_nonnegative(s: torch.Tensor, algorithm: str) -> None:
 
 def _bar(n_iter: int, desc: str, progress: bool):
     return _progress(range(n_iter), desc, unit="iteration", enabled=progress, quiet=True)
+
+
+def _subset_bar(n_iter: int, n_subsets: int, desc: str, progress: bool) -> Progress:
+    """Progress over subset updates (``n_iter * n_subsets`` of them), for ordered subsets.
+
+    One iteration of a large slab can take minutes (1750 px, 16 slices: about 40 s
+    on a free core); counting subsets lets the log report every ``log_every_s``.
+    """
+    desc = f"{desc}, {n_iter} iteration(s) x {n_subsets} subset(s)"
+    return Progress(n_iter * n_subsets, desc, unit="subset", enabled=progress, quiet=True)
 
 
 def _safe_div(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -193,10 +210,13 @@ def osem(
     check_nonnegative(y, "osem")
     subprojs, ys, sens = _os_setup(y, projector, n_subsets)
     x = _ml_start(y, sens, projector.n, x0)
-    for _ in _bar(n_iter, "OSEM" if n_subsets > 1 else "MLEM", progress):
-        for p, ysub, s in zip(subprojs, ys, sens):
-            ratio = _safe_div(ysub, p.forward(x))
-            x = _safe_div(x * p.adjoint(ratio), s)
+    desc = f"{'OSEM' if n_subsets > 1 else 'MLEM'}, {y.shape[0]} slice(s) of {projector.n} px"
+    with _subset_bar(n_iter, len(subprojs), desc, progress) as bar:
+        for _ in range(n_iter):
+            for p, ysub, s in zip(subprojs, ys, sens):
+                ratio = _safe_div(ysub, p.forward(x))
+                x = _safe_div(x * p.adjoint(ratio), s)
+                bar.update()
     return x
 
 
@@ -306,21 +326,51 @@ def ospml_quad(
     wsum = _neighbour_sum(torch.ones_like(x[:1]), kernel)  # sum_k w_jk per voxel
     f_coef = 2.0 * reg_par * wsum
     inv_4f = _safe_div(torch.ones_like(f_coef), 4.0 * f_coef)  # 0 where F = 0
-    for _ in _bar(n_iter, "OSPML", progress):
-        for p, ysub, s in zip(subprojs, ys, sens):
-            # In-place arithmetic: at most 4 volumes alive at once besides the
-            # projector's (8 slices of 2048 px under 1 GB matrix-free), not ~15.
-            e_coef = p.adjoint(_safe_div(ysub, p.forward(x))).mul_(x).neg_()
-            g_coef = _neighbour_sum(x, kernel).addcmul_(wsum, x)
-            g_coef.mul_(-2.0 * reg_par).add_(s)
-            disc = (e_coef * f_coef).mul_(-8.0).addcmul_(g_coef, g_coef)
-            disc.clamp_(min=0).sqrt_()
-            # Stable root: -2E / (G + sqrt(D)) when G > 0 avoids cancellation and
-            # reduces to the EM update when F = 0.
-            pos = g_coef > 0
-            den = g_coef.add_(disc)  # G + sqrt(D), in G's storage
-            direct = disc.mul_(2.0).sub_(den).mul_(inv_4f)  # (sqrt(D) - G) / 4F
-            stable = e_coef.mul_(-2.0).div_(den.masked_fill_(~pos, 1.0))
-            x = torch.where(pos, stable, direct, out=stable).clamp_(min=0)
-            del e_coef, g_coef, den, disc, direct, pos
+    desc = f"OSPML, {y.shape[0]} slice(s) of {projector.n} px"
+    with _subset_bar(n_iter, len(subprojs), desc, progress) as bar:
+        for _ in range(n_iter):
+            for p, ysub, s in zip(subprojs, ys, sens):
+                e_coef = p.adjoint(_safe_div(ysub, p.forward(x))).mul_(x).neg_()
+                _ospml_update_(x, e_coef, s, wsum, f_coef, inv_4f, kernel, reg_par,
+                               chunk_bytes=UPDATE_CHUNK_BYTES)
+                del e_coef
+                bar.update()
     return x
+
+
+#: Bytes of one work array of the OSPML voxel update (:func:`_ospml_update_`): the
+#: update runs over chunks of this many bytes of slices, so its work arrays do not
+#: grow with the slab.
+UPDATE_CHUNK_BYTES = 16 * 1024**2
+
+
+def _ospml_update_(
+    x: torch.Tensor, e_coef: torch.Tensor, sens: torch.Tensor, wsum: torch.Tensor,
+    f_coef: torch.Tensor, inv_4f: torch.Tensor, kernel: torch.Tensor, reg_par: float,
+    chunk_bytes: int = UPDATE_CHUNK_BYTES,
+) -> None:
+    """De Pierro's voxel update of :func:`ospml_quad`, in place in ``x``, chunk of slices by chunk.
+
+    Slices are independent (the neighbour sum is in-plane), so updating a chunk of
+    slices in place reads no value another chunk has changed.  Besides ``x`` and
+    ``e_coef`` (overwritten) only about four work arrays of one chunk are alive
+    (``chunk_bytes`` each), not four of the whole slab: peak memory of an OSPML
+    iteration is two slab volumes plus the projector's (``joseph.working_bytes``).
+    The arithmetic is the same, element by element, as on the whole slab.
+    """
+    n_slices = x.shape[0]
+    per_slice = max(1, x[:1].numel() * x.element_size())
+    step = max(1, int(chunk_bytes) // per_slice)
+    for c0 in range(0, n_slices, step):
+        xc, ec = x[c0:c0 + step], e_coef[c0:c0 + step]
+        g_coef = _neighbour_sum(xc, kernel).addcmul_(wsum, xc)
+        g_coef.mul_(-2.0 * reg_par).add_(sens)
+        disc = (ec * f_coef).mul_(-8.0).addcmul_(g_coef, g_coef)
+        disc.clamp_(min=0).sqrt_()
+        # Stable root: -2E / (G + sqrt(D)) when G > 0 avoids cancellation and
+        # reduces to the EM update when F = 0.
+        pos = g_coef > 0
+        den = g_coef.add_(disc)  # G + sqrt(D), in G's storage
+        direct = disc.mul_(2.0).sub_(den).mul_(inv_4f)  # (sqrt(D) - G) / 4F
+        stable = ec.mul_(-2.0).div_(den.masked_fill_(~pos, 1.0))
+        xc.copy_(torch.where(pos, stable, direct, out=stable).clamp_(min=0))

@@ -79,12 +79,18 @@ def _reconstruct_slab(
     device: str,
     threads: int,
     output_scale: float = 1.0,
+    slab_progress: bool = False,
 ) -> np.ndarray:
-    """One task: read rows ``r0:r1`` of element ``e`` and reconstruct them."""
+    """One task: read rows ``r0:r1`` of element ``e`` and reconstruct them.
+
+    With ``slab_progress`` the iterations of a slab that runs over the progress
+    interval report with the time left (on a worker, forwarded to the driver's log).
+    """
     _, e, r0, r1 = slab
     dev = task_setup(device, threads)
     rows = stack.read_rows(e, r0, r1)
-    rec = reconstruct(rows, stack.angles_deg, device=dev, progress=False, reg_scale=scales[e], **recon)
+    rec = reconstruct(rows, stack.angles_deg, device=dev, progress=slab_progress,
+                      reg_scale=scales[e], **recon)
     if output_scale != 1.0:
         rec *= np.float32(output_scale)
     return rec
@@ -210,6 +216,7 @@ def reconstruct_slabs(
             _reconstruct_slab, slabs, client=cl, on_result=write, max_in_flight=max_in_flight,
             desc=f"{algorithm} slabs", progress=progress, stack=stack, recon=recon, scales=scales,
             device=cfg.device, threads=cfg.threads_per_worker, output_scale=float(output_scale),
+            slab_progress=progress,
         )
     return open_volume(out_path)
 
