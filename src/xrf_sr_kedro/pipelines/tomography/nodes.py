@@ -46,7 +46,8 @@ def _reproject(volume: Volume, angles_deg: np.ndarray, kind: str) -> XRFStack:
 
 
 def reproject_volume(volume: Volume, reprojection: ReprojectionParams) -> XRFStack:
-    """Project a reconstruction at new angles (angular upsampling, 91 -> 270)."""
+    """Project a reconstruction at ``reprojection.n_angles`` new angles (angular upsampling,
+    e.g. 91 -> 270); the stack records the real count (``metadata["n_angles"]``)."""
     angles = even_angles_deg(reprojection.n_angles, reprojection.start_deg, reprojection.stop_deg)
     return _reproject(volume, angles, f"reprojection at {reprojection.n_angles} angles")
 
@@ -73,12 +74,16 @@ def every_second_projection(stack: XRFStack) -> XRFStack:
 
 
 def slice_figures(**volumes: Volume) -> dict[str, Figure]:
-    """Central slices in three directions of each volume, one figure per volume and element."""
+    """Central slices in three directions of each volume, one figure per volume and element,
+    titled with the real number of projections reconstructed, coloured in the volume's unit."""
     figures = {}
     for name, volume in volumes.items():
+        n = volume.metadata.get("n_projections")
+        angles = f", {n} projections" if n else ""
         for element, data in zip(volume.elements, volume.data):
             figures[f"{name}_{element}.png"] = plot_orthogonal_slices(
-                data, volume.voxel_size_nm, title=f"{name.replace('_', ' ')}: {element}"
+                data, volume.voxel_size_nm, title=f"{name.replace('_', ' ')}: {element}{angles}",
+                units=volume.units,
             )
     return figures
 
