@@ -100,7 +100,8 @@ def stream_frames(
             **(metadata or {})}
     with stack_writer(
         out_path, out_shape, stack.pixel_size_nm / scale, stack.elements, stack.angles_deg,
-        units=stack.units if units is None else units, metadata=meta, chunk_rows=min(64, out_shape[2]),
+        units=stack.units if units is None else units, metadata=meta,
+        chunk_rows=min(64, out_shape[2]),
     ) as out, client_for(cfg, len(slabs), client) as cl:
 
         def write(i: int, block: np.ndarray) -> None:
