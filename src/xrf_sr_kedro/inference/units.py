@@ -11,6 +11,11 @@ so that over the same area::
 
     sum(enhanced) == sum(measured)
 
+(exactly when the engine matches means; with a probe it matches the total through the
+forward model, ``sum(step**2 * flyscan(enhanced)) == sum(measured)``, and the enhanced
+total exceeds the measured one by the signal the probe's tails carry beyond the map's
+edge, which is small for a sample inside the field of view)
+
 and its ``units`` say so, e.g. ``"counts per fine pixel (7.5 x 7.5 nm)"``
 (:func:`fine_pixel_units`).  The enhanced stack's metadata records the factor
 (``metadata["enhancement"]["fine_pixels_per_measured_pixel"]``); consumers that need
