@@ -118,6 +118,8 @@ def test_consistency_report_and_figures_after_enhancement() -> None:
     assert metrics["consistency_relative_l2_overall"][0]["value"] < 0.1
     labels = [ax.get_ylabel() for ax in figures["Fe_K_frame000.png"].axes if ax.get_ylabel()]
     assert labels == ["counts", "counts per fine pixel (7.5 x 7.5 nm)", "residual (counts)"]
+    title = figures["Fe_K_frame000.png"].get_suptitle()
+    assert title.startswith("Fe_K, frame 0 of 2 (0.0 deg)\n")
 
 
 def test_refinement_does_not_depend_on_the_unit_and_keeps_it() -> None:

@@ -174,6 +174,12 @@ def data_consistency(
     }
 
 
+def _frame_title(stack: XRFStack, element: str, frame: int) -> str:
+    """``"Fe_K, frame 3 of 36 (30.0 deg)"``: the real frame count and angle."""
+    angle = "" if stack.angles_deg is None else f" ({stack.angles_deg[frame]:.1f} deg)"
+    return f"{element}, frame {frame} of {stack.n_frames}{angle}"
+
+
 def consistency_report(
     measured: XRFStack,
     enhanced: XRFStack,
@@ -238,15 +244,17 @@ def consistency_report(
     frames = np.linspace(0, measured.n_frames - 1, min(n_example_maps, measured.n_frames))
     for e, element in enumerate(measured.elements):
         for f in frames.astype(int):
+            # the title (element, frame, angle) above the verdict and any dose warning
+            title = "\n".join([_frame_title(measured, element, int(f)), *notes])
             figures[f"{element}_frame{f:03d}.png"] = plot_before_after(
                 measured.data[e, f],
                 enhanced.data[e, f],
                 report["residual"][e, f],
-                title=f"{element}, frame {f}",
+                title=title,
                 pixel_size_before_nm=measured.pixel_size_nm,
                 pixel_size_after_nm=enhanced.pixel_size_nm,
                 units=measured.units,
                 units_after=enhanced.units,
             )
-            figures[f"{element}_frame{f:03d}.png"].suptitle("\n".join(notes), fontsize=8)
+            figures[f"{element}_frame{f:03d}.png"].suptitle(title, fontsize=8)
     return metrics, figures
