@@ -57,6 +57,8 @@ def stream_frames(
     max_in_flight: int | None = None,
     progress: bool = True,
     desc: str = "enhance slabs",
+    units: str | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> ChunkedStack:
     """Apply ``fn`` to every map of a stack file, ``frames_per_slab`` maps at a time.
 
@@ -77,6 +79,10 @@ def stream_frames(
         Maps per task: the unit of memory.
     parallel, client, max_in_flight, progress
         As in :func:`xrf_sr_kedro.tomo.slabs.reconstruct_slabs`.
+    units : str, optional
+        Unit of the output (default the input's).
+    metadata : dict, optional
+        Added to the output's metadata (over the input's).
 
     Returns
     -------
@@ -90,10 +96,12 @@ def stream_frames(
     slabs = [(e, a0, a1) for e in range(n_el) for a0, a1 in slab_ranges(n_frames, frames_per_slab)]
     cfg = parallel or ParallelConfig()
     out_shape = (n_el, n_frames, h * int(scale), w * int(scale))
-    meta = {**stack.metadata, "source": str(stack_path), "scale": int(scale)}
+    meta = {**stack.metadata, "source": str(stack_path), "scale": int(scale),
+            **(metadata or {})}
     with stack_writer(
         out_path, out_shape, stack.pixel_size_nm / scale, stack.elements, stack.angles_deg,
-        units=stack.units, metadata=meta, chunk_rows=min(64, out_shape[2]),
+        units=stack.units if units is None else units, metadata=meta,
+        chunk_rows=min(64, out_shape[2]),
     ) as out, client_for(cfg, len(slabs), client) as cl:
 
         def write(i: int, block: np.ndarray) -> None:
@@ -115,10 +123,12 @@ def stream_frames(
 
 
 def enhance_frames(maps: np.ndarray, *, model: Any, scale: int, **engine_kwargs: Any) -> np.ndarray:
-    """``enhance_maps(model, maps, scale, **engine_kwargs).data``: the engine as a map transform."""
+    """``enhance_maps(model, maps, scale, **engine_kwargs).data`` in counts per fine pixel
+    (:func:`xrf_sr_kedro.inference.units.per_fine_pixel`): the engine as a map transform."""
     from xrf_sr_kedro.inference.engine import enhance_maps
+    from xrf_sr_kedro.inference.units import per_fine_pixel
 
-    return enhance_maps(model, maps, scale, **engine_kwargs).data
+    return per_fine_pixel(enhance_maps(model, maps, scale, **engine_kwargs).data, scale * scale)
 
 
 def enhance_stack_file(
@@ -138,10 +148,24 @@ def enhance_stack_file(
     ``engine_kwargs`` go to :func:`xrf_sr_kedro.inference.engine.enhance_maps`
     (``tile_px``, ``batch_size``, ``precision``, ``device``, ...); its own progress
     bar is switched off in favour of the per-slab one.  The model travels to each
-    Dask task (a few MB for the presets).
+    Dask task (a few MB for the presets).  As
+    :func:`xrf_sr_kedro.inference.stack.enhance_stack`, the output is in counts per
+    fine pixel (each map sums to its measured map), its ``units`` say so and its
+    metadata records ``enhancement.fine_pixels_per_measured_pixel``.
     """
+    from xrf_sr_kedro.inference.units import FINE_PIXEL_KEY, fine_pixel_units, pixel_sizes_yx_nm
+
+    source = open_stack(stack_path)
+    fine_y_nm, fine_x_nm = (v / scale for v in pixel_sizes_yx_nm(source))
+    units = fine_pixel_units(source.units, fine_y_nm, fine_x_nm)
+    record = {"scale": int(scale), "input_units": f"{source.units} per measured pixel",
+              "units": units, FINE_PIXEL_KEY: int(scale) * int(scale)}
+    extra = {"enhancement": record}
+    if "pixel_size_y_nm" in source.metadata or "pixel_size_x_nm" in source.metadata:
+        extra.update(pixel_size_y_nm=fine_y_nm, pixel_size_x_nm=fine_x_nm)
     return stream_frames(
         enhance_frames, stack_path, out_path, scale, frames_per_slab=frames_per_slab,
         parallel=parallel, client=client, progress=progress, desc="enhance slabs",
         fn_kwargs={"progress": False, **engine_kwargs, "model": model, "scale": scale},
+        units=units, metadata=extra,
     )

@@ -218,7 +218,11 @@ def test_enhance_stack_pixel_size_and_metadata() -> None:
     np.testing.assert_allclose(hi, data.max(axis=(2, 3)), rtol=1e-6)
     assert np.array(meta["conservation_scale"]).shape == (2, 3)
     assert np.array(meta["n_clipped_negative"]).shape == (2, 3)
-    np.testing.assert_allclose(out.data.mean(axis=(2, 3)), data.mean(axis=(2, 3)), rtol=1e-4)
+    # counts per fine pixel: each enhanced map sums to its measured map (16 fine pixels a
+    # measured pixel), and the units say so
+    np.testing.assert_allclose(out.data.sum(axis=(2, 3)), data.sum(axis=(2, 3)), rtol=1e-4)
+    assert out.units == "counts per fine pixel (30 x 30 nm)"
+    assert meta["fine_pixels_per_measured_pixel"] == 16
 
 
 def test_caller_model_is_not_modified() -> None:

@@ -105,3 +105,47 @@ def test_side_by_side_wraps_into_rows(tmp_path):
     rows = {round(ax.get_position().y0, 3) for ax in visible}
     assert len(rows) == 2
     fig.savefig(tmp_path / "wrapped.png")
+
+
+def _colour_bar_labels(fig: Figure) -> list[str]:
+    return [ax.get_ylabel() for ax in fig.axes if not ax.images and ax.get_ylabel()]
+
+
+def test_map_figures_name_the_unit_and_ignore_hot_pixels():
+    # a map with one hot pixel 1000x the rest: the colour range is set by percentiles,
+    # so the map itself is not drawn in one dark colour
+    rng = np.random.default_rng(4)
+    img = rng.random((40, 40))
+    img[3, 5] = 1000.0
+    vol = np.stack([img] * 6)
+    unit = "counts per fine pixel (7.5 x 7.5 nm)"
+    figures = [
+        plot_side_by_side({"a": img, "b": img}, "t", units=unit),
+        plot_side_by_side({"a": img, "b": img}, "t", units=unit, shared_scale=False),
+        plot_orthogonal_slices(vol, 7.5, "t", units=unit),
+    ]
+    for fig in figures:
+        labels = _colour_bar_labels(fig)
+        assert labels and set(labels) == {unit}
+        for ax in (a for a in fig.axes if a.images):
+            vmin, vmax = ax.images[0].get_clim()
+            assert vmax < 2.0 and vmin < 0.1  # not stretched to the hot pixel's 1000
+    before_after = plot_before_after(img[::4, ::4], img, img[::4, ::4] - 0.5, units="counts",
+                                     units_after=unit)
+    assert _colour_bar_labels(before_after) == ["counts", unit, "residual (counts)"]
+    # no unit given: the figure says so instead of inventing "a.u."
+    for fig in (plot_side_by_side({"a": img}, "t"), plot_orthogonal_slices(vol, 7.5, "t"),
+                plot_before_after(img[::4, ::4], img)):
+        assert set(_colour_bar_labels(fig)) <= {"unit not given", "residual (unit not given)"}
+        assert all("a.u." not in label for label in _colour_bar_labels(fig))
+
+
+def test_tomography_slice_figures_state_projections_and_unit():
+    from xrf_sr_kedro.pipelines.tomography.nodes import slice_figures
+    from xrf_sr_kedro.types import Volume
+
+    vol = Volume(np.random.default_rng(5).random((1, 6, 16, 16)), 7.5, ("Fe_K",),
+                 units="counts per fine pixel (7.5 x 7.5 nm)", metadata={"n_projections": 36})
+    fig = slice_figures(enhanced_volume=vol)["enhanced_volume_Fe_K.png"]
+    assert "36 projections" in fig._suptitle.get_text()
+    assert _colour_bar_labels(fig) == ["counts per fine pixel (7.5 x 7.5 nm)"]

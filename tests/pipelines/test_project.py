@@ -29,8 +29,8 @@ def test_registry_has_the_six_pipelines_and_default(project_copy):
     for stage in STAGES:
         assert {n.name for n in pipelines[stage].nodes} <= default_nodes
     # the evaluation's extra chains run with the evaluation, never in a tomography-only run
-    assert "split_even_270.reconstruct_enhanced" in {n.name for n in pipelines["evaluation"].nodes}
-    assert not any(n.name.startswith(("split_", "pretrained_270", "fine_tuned_270")) for n in pipelines["tomography"].nodes)
+    assert "split_even_more_angles.reconstruct_enhanced" in {n.name for n in pipelines["evaluation"].nodes}
+    assert not any(n.name.startswith(("split_", "pretrained_more_angles", "fine_tuned_more_angles")) for n in pipelines["tomography"].nodes)
 
 
 def _env_with(root: Path, parameters: dict) -> str:

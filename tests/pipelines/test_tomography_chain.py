@@ -53,7 +53,7 @@ def test_split_chains_each_run_one_half_of_the_measured_projections():
     pipe = create_pipeline() + evaluation_chains()
     assert not any("." in name for name in pipe.all_outputs())
     by_name = {n.name: n for n in pipe.nodes}
-    for experiment, source in (("270", "raw_xrf_slab"), ("limited", "limited_projection_xrf_slab")):
+    for experiment, source in (("more_angles", "raw_xrf_slab"), ("limited", "limited_projection_xrf_slab")):
         split = next(n for n in pipe.nodes if n.inputs == [source] and n.name.startswith("split_"))
         even, odd = split.outputs
         assert by_name[f"split_even_{experiment}.reconstruct_measured"].inputs[0] == even
@@ -61,4 +61,4 @@ def test_split_chains_each_run_one_half_of_the_measured_projections():
         for half in ("even", "odd"):  # the whole chain: reconstruct, reproject, enhance, reconstruct
             assert f"split_{half}_{experiment}_slab_volume" in pipe.all_outputs()
             assert by_name[f"split_{half}_{experiment}.enhance_reprojections"].inputs[1] == "selected_model"
-    assert by_name["pretrained_270.enhance_reprojections"].inputs[1] == "pretrained_model"
+    assert by_name["pretrained_more_angles.enhance_reprojections"].inputs[1] == "pretrained_model"

@@ -91,6 +91,9 @@ def test_hxn_maps_through_the_enhancement_pipeline(project, tiny_checkpoint, sha
     assert info["input_pixel_size_nm"] == pytest.approx(150.0)
     assert np.asarray(info["normalisation"]["hi"]).shape == (5, 1)
     assert np.isfinite(enhanced.data).all() and (enhanced.data >= 0).all()
+    # the unit docs/real_data.md states, kept through the HDF5 file
+    assert enhanced.units == "fitted counts per fine pixel (37.5 x 37.5 nm)"
+    assert info["fine_pixels_per_measured_pixel"] == 16
 
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])

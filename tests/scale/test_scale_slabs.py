@@ -113,8 +113,14 @@ def test_engine_streamed_from_file_equals_in_memory(tmp_path):
         model, path, tmp_path / "e.h5", 4, frames_per_slab=7, parallel=SERIAL, progress=False,
         **kw,
     )
-    ref = enhance_maps(model, data[1, :10], 4, progress=False, **kw).data
-    np.testing.assert_allclose(out.read_frames(1, 0, 10), ref, rtol=1e-5, atol=1e-5 * ref.max())
+    # the file holds counts per fine pixel, as enhance_stack does: the engine's output / 16
+    ref = enhance_maps(model, data[1, :10], 4, progress=False, **kw).data / 16
+    got = out.read_frames(1, 0, 10)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * ref.max())
+    np.testing.assert_allclose(got.sum(axis=(1, 2)), data[1, :10].sum(axis=(1, 2)), rtol=1e-4)
+    fine_nm = open_stack(path).pixel_size_nm / 4
+    assert out.units == f"counts per fine pixel ({fine_nm:.4g} x {fine_nm:.4g} nm)"
+    assert out.metadata["enhancement"]["fine_pixels_per_measured_pixel"] == 16
 
 
 def test_slab_progress_reaches_a_redirected_log(small_stack, tmp_path, caplog):

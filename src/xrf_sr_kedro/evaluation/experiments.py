@@ -6,13 +6,14 @@ it), so all rows are scored on the same rows of the truth.
 
 Rows (``method`` per experiment):
 
-* ``tomography, N projections -> 270 reprojections``: ``raw`` (the N measured projections
+* ``tomography, N projections -> M reprojections`` (M = ``tomography.reprojection.n_angles``,
+  270 by default; the row says the real numbers): ``raw`` (the N measured projections
   reconstructed; halves: each half of the measured projections reconstructed alone - the
   first reconstruction of each split chain), ``raw_best_iterations``,
   ``bicubic_reprojections``, ``enhanced_measured``, ``tv_deconvolution``, ``pretrained`` and
   ``fine_tuned`` (the chain with each network), ``selected`` (the tomography stage's
   enhanced volume, made with the network chosen on the validation region; halves: the
-  even and the odd measured projections, each through the whole 270 chain);
+  even and the odd measured projections, each through the whole more-angles chain);
 * ``tomography, N/2 projections -> N reprojections``: ``selected`` (halves: the even and
   odd halves of the N/2 projections, each through the whole chain).
 """
@@ -48,8 +49,9 @@ class SplitHalves:
 
     @classmethod
     def from_named(cls, volumes: dict[str, Volume]) -> SplitHalves:
-        """From ``even_raw``, ``odd_raw``, ``even_270``, ``odd_270``, ``even_limited``, ``odd_limited``."""
-        return cls(*((volumes[f"even_{k}"], volumes[f"odd_{k}"]) for k in ("raw", "270", "limited")))
+        """From ``even_raw``, ``odd_raw``, ``even_more_angles``, ``odd_more_angles``, ``even_limited``,
+        ``odd_limited`` (the more-angles chain reprojects to ``tomography.reprojection.n_angles``)."""
+        return cls(*((volumes[f"even_{k}"], volumes[f"odd_{k}"]) for k in ("raw", "more_angles", "limited")))
 
 
 def tomography_experiments(

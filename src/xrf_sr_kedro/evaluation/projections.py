@@ -33,6 +33,7 @@ from xrf_sr_kedro.baselines import (
 from xrf_sr_kedro.evaluation.scoring import (
     MetricSettings,
     first_populated_shell,
+    matched_units,
     resolved_pairs,
     score_against_truth,
 )
@@ -188,7 +189,7 @@ def evaluate_projections(
         ),
         "projections_calibration_band.png": plot_side_by_side(
             panels, f"{element}: calibration band, projection at {angle:.0f} deg",
-            pixel_sizes_nm={k: px for k in panels}, ncols=4,
+            pixel_sizes_nm={k: px for k in panels}, ncols=4, units=matched_units(truth_projections.units),
         ),
     }
     return results_table(rows), figures

@@ -27,7 +27,16 @@ from xrf_sr_kedro.metrics.resolution import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MetricSettings", "score_against_truth", "resolved_pairs", "first_populated_shell"]
+__all__ = ["MetricSettings", "score_against_truth", "resolved_pairs", "first_populated_shell",
+           "matched_units"]
+
+
+def matched_units(truth_units: str) -> str:
+    """Colour-bar unit of estimates shown after :func:`match_intensity`: the truth's unit.
+
+    Estimates come in counts per measured pixel, counts per fine pixel, ... and are all
+    drawn on the truth's scale, so the figures say so rather than "a.u."."""
+    return f"{truth_units} (each estimate matched to the truth by gain and offset)"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from xrf_sr_kedro.baselines import trilinear_upsample
 from xrf_sr_kedro.evaluation.scoring import (
     MetricSettings,
     first_populated_shell,
+    matched_units,
     resolved_pairs,
     score_against_truth,
 )
@@ -170,12 +171,13 @@ def evaluate_volumes(
         ),
         "tomography_central_slices.png": plot_side_by_side(
             slices, f"{element}: central slice", pixel_sizes_nm={k: truth.voxel_size_nm for k in slices}, ncols=4,
+            units=matched_units(truth.units),
         ),
     }
     if bands:
         figures["tomography_calibration_band.png"] = plot_side_by_side(
             bands, f"{element}: calibration band, (z, x) sections through the pair rows",
-            pixel_sizes_nm={k: truth.voxel_size_nm for k in bands}, ncols=2,
+            pixel_sizes_nm={k: truth.voxel_size_nm for k in bands}, ncols=2, units=matched_units(truth.units),
         )
     if split:
         figures["tomography_fsc_split_half.png"] = plot_fsc(

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from matplotlib.figure import Figure
 
+from xrf_sr_kedro.inference.units import fine_pixels_per_measured_pixel, per_measured_pixel
 from xrf_sr_kedro.metrics.plots import plot_before_after
 from xrf_sr_kedro.physics.dose import dose_guard, estimate_dose, residual_vs_noise
 from xrf_sr_kedro.physics.probe import resample_probe, unit_probe
@@ -84,14 +85,18 @@ def data_consistency(
 
     The enhanced maps are passed through the fly-scan forward model
     (:func:`xrf_sr_kedro.physics.flyscan.flyscan`) with the probe and step of the
-    measurement and compared with the measured maps.  This is the check for real
+    measurement and compared with the measured maps.  An enhanced stack in counts
+    per fine pixel (:mod:`xrf_sr_kedro.inference.units`) is first brought to counts
+    per measured pixel (times ``step_px**2``), since the forward model with a
+    unit-sum probe averages; a stack without that record (e.g. a truth map) is
+    taken as it is.  This is the check for real
     data without ground truth: a trustworthy enhancement leaves a residual at the
     noise level and no structure.
 
     Parameters
     ----------
     measured : XRFStack
-        The LR maps, (n_elements, n_frames, H, W).
+        The LR maps, (n_elements, n_frames, H, W), counts per measured pixel.
     enhanced : XRFStack
         Their enhancement, (n_elements, n_frames, H * step_px, W * step_px).
     probe_intensity : ndarray (h, w) or ProbeIntensity
@@ -140,8 +145,14 @@ def data_consistency(
             f"{(eh // step_px, ew // step_px)} px, but the measured maps are "
             f"{measured.data.shape}"
         )
-    redegraded = np.asarray(
-        flyscan(enhanced.data, probe, step_px, fast_axis=fast_axis, mode=mode), dtype=np.float32
+    n_fine = fine_pixels_per_measured_pixel(enhanced)
+    if n_fine not in (1, step_px * step_px):
+        raise ValueError(
+            f"the enhanced stack holds counts per fine pixel with {n_fine} fine pixels a "
+            f"measured pixel, but step_px={step_px} makes {step_px * step_px}"
+        )
+    redegraded = per_measured_pixel(
+        flyscan(enhanced.data, probe, step_px, fast_axis=fast_axis, mode=mode), n_fine
     )
     n_el, n_fr = measured.data.shape[:2]
     rel_l2 = np.empty((n_el, n_fr))
@@ -161,6 +172,12 @@ def data_consistency(
         "total_signal_error_overall": sum_all,
         "elements": list(measured.elements),
     }
+
+
+def _frame_title(stack: XRFStack, element: str, frame: int) -> str:
+    """``"Fe_K, frame 3 of 36 (30.0 deg)"``: the real frame count and angle."""
+    angle = "" if stack.angles_deg is None else f" ({stack.angles_deg[frame]:.1f} deg)"
+    return f"{element}, frame {frame} of {stack.n_frames}{angle}"
 
 
 def consistency_report(
@@ -227,14 +244,17 @@ def consistency_report(
     frames = np.linspace(0, measured.n_frames - 1, min(n_example_maps, measured.n_frames))
     for e, element in enumerate(measured.elements):
         for f in frames.astype(int):
+            # the title (element, frame, angle) above the verdict and any dose warning
+            title = "\n".join([_frame_title(measured, element, int(f)), *notes])
             figures[f"{element}_frame{f:03d}.png"] = plot_before_after(
                 measured.data[e, f],
                 enhanced.data[e, f],
                 report["residual"][e, f],
-                title=f"{element}, frame {f}",
+                title=title,
                 pixel_size_before_nm=measured.pixel_size_nm,
                 pixel_size_after_nm=enhanced.pixel_size_nm,
                 units=measured.units,
+                units_after=enhanced.units,
             )
-            figures[f"{element}_frame{f:03d}.png"].suptitle("\n".join(notes), fontsize=8)
+            figures[f"{element}_frame{f:03d}.png"].suptitle(title, fontsize=8)
     return metrics, figures

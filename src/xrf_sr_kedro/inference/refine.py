@@ -220,10 +220,16 @@ def refine_stack(
     """:func:`refine_maps` on an enhanced :class:`~xrf_sr_kedro.types.XRFStack`.
 
     The step is ``measured.pixel_size_nm / enhanced.pixel_size_nm``; the probe is
-    resampled to the enhanced pixel size if needed; ``background_counts`` defaults to
-    ``measured.metadata["background_counts"]`` (0 if absent).  The result records the
-    settings under ``metadata["refinement"]``.
+    resampled to the enhanced pixel size if needed; ``background_counts`` (counts per
+    measured pixel) defaults to ``measured.metadata["background_counts"]`` (0 if
+    absent).  An enhanced stack in counts per fine pixel
+    (:mod:`xrf_sr_kedro.inference.units`) is refined on the measured-pixel scale
+    :func:`refine_maps` works on and returned in counts per fine pixel again, with its
+    units.  The result records the settings under ``metadata["refinement"]``.
     """
+    from xrf_sr_kedro.inference.units import (
+        fine_pixels_per_measured_pixel, per_fine_pixel, per_measured_pixel,
+    )
     from xrf_sr_kedro.physics.probe import resample_probe
 
     ratio = measured.pixel_size_nm / enhanced.pixel_size_nm
@@ -239,8 +245,10 @@ def refine_stack(
         probe = resample_probe(probe, enhanced.pixel_size_nm)
     b = float(measured.metadata.get("background_counts", 0.0) if background_counts is None
               else background_counts)
-    data = refine_maps(enhanced.data, measured.data, probe.intensity, s, b, anchor_weight,
-                       n_iter, fast_axis, mode)
+    n_fine = fine_pixels_per_measured_pixel(enhanced)
+    data = per_fine_pixel(refine_maps(per_measured_pixel(enhanced.data, n_fine), measured.data,
+                                      probe.intensity, s, b, anchor_weight, n_iter, fast_axis,
+                                      mode), n_fine)
     meta = dict(enhanced.metadata, refinement={
         "method": "Poisson likelihood through the fly-scan operator, anchored to the network",
         "anchor_weight": float(anchor_weight), "n_iter": int(n_iter), "background_counts": b,

@@ -24,6 +24,12 @@ from xrf_sr_kedro.inference.engine import (
 )
 from xrf_sr_kedro.device import default_device
 from xrf_sr_kedro.inference.precision import resolve_precision
+from xrf_sr_kedro.inference.units import (
+    FINE_PIXEL_KEY,
+    fine_pixel_units,
+    per_fine_pixel,
+    pixel_sizes_yx_nm,
+)
 from xrf_sr_kedro.io.checkpoint import model_from_checkpoint
 from xrf_sr_kedro.io.checks import jsonable
 from xrf_sr_kedro.physics.probe import resample_probe
@@ -70,7 +76,8 @@ def enhance_with_checkpoint(
     probe_intensity : ProbeIntensity
         The probe at any pixel size; it is resampled to the enhanced pixel size
         (``stack.pixel_size_nm / scale``) so the engine conserves the total signal
-        exactly: the enhanced map, fly-scanned again, sums to the measured map.
+        exactly: the enhanced map (counts per fine pixel) sums to the measured map,
+        and so does its fly-scan through the forward model.
     settings : EngineSettings
 
     Returns
@@ -143,10 +150,15 @@ def enhance_stack(
     Returns
     -------
     XRFStack
-        ``data`` of shape (n_elements, n_frames, H * scale, W * scale) in the input's
-        units, ``pixel_size_nm`` divided by the scale, same elements and angles, and
-        ``metadata["enhancement"]`` holding the checkpoint, the input and output
-        pixel sizes, the normalisation (``lo``/``hi`` per map, shape
+        ``data`` of shape (n_elements, n_frames, H * scale, W * scale) in **counts per
+        fine pixel** (the input's unit per measured pixel divided by ``scale**2``,
+        :func:`~xrf_sr_kedro.inference.units.per_fine_pixel`), so each map sums to
+        its measured map; ``units`` say so, e.g. ``"counts per fine pixel (7.5 x 7.5
+        nm)"``.  ``pixel_size_nm`` (and any anisotropic ``pixel_size_y_nm`` /
+        ``pixel_size_x_nm`` of the metadata) divided by the scale, same elements and
+        angles, and ``metadata["enhancement"]`` holding the checkpoint, the input and
+        output pixel sizes and units, ``fine_pixels_per_measured_pixel``
+        (``scale**2``), the normalisation (``lo``/``hi`` per map, shape
         ``[n_elements][n_frames]``), the conservation factors and the clipping
         counts.  The input's metadata is kept under its own keys.
     """
@@ -177,12 +189,17 @@ def enhance_stack(
 
     checkpoint = {k: jsonable(checkpoint_info[k]) for k in _CHECKPOINT_KEYS
                   if k in checkpoint_info}
+    fine_y_nm, fine_x_nm = (v / scale for v in pixel_sizes_yx_nm(stack))
+    units = fine_pixel_units(stack.units, fine_y_nm, fine_x_nm)
     enhancement = {
         "checkpoint": checkpoint,
         "scale": scale,
         "input_pixel_size_nm": stack.pixel_size_nm,
         "output_pixel_size_nm": stack.pixel_size_nm / scale,
         "input_shape_hw": list(stack.shape_hw),
+        "input_units": f"{stack.units} per measured pixel",
+        "units": units,
+        FINE_PIXEL_KEY: scale * scale,
         "normalisation": {
             "method": "minmax per LR map (xrf_sr_kedro.normalisation)",
             "lo": per_map(result.lo),
@@ -202,9 +219,12 @@ def enhance_stack(
         "precision": kwargs["precision"],
     }
     metadata = {**stack.metadata, "enhancement": enhancement}
+    if "pixel_size_y_nm" in metadata or "pixel_size_x_nm" in metadata:
+        metadata.update(pixel_size_y_nm=fine_y_nm, pixel_size_x_nm=fine_x_nm)
     return dataclasses.replace(
         stack,
-        data=result.data.transpose(1, 0, 2, 3),
+        data=per_fine_pixel(result.data.transpose(1, 0, 2, 3), scale * scale),
         pixel_size_nm=stack.pixel_size_nm / scale,
+        units=units,
         metadata=metadata,
     )

@@ -8,7 +8,11 @@ save it with ``fig.savefig("name.png", dpi=150)`` or hand it to a Kedro
 
 Axes are in nm wherever a pixel size is given, so maps on different grids
 (a raw map and its 4x enhancement) are shown at the same physical size and
-carry a scale bar in nm.
+carry a scale bar in nm.  Every map and volume figure has a robust colour range
+(the 0.5-99.5 percentiles, :func:`_robust_limits`, so a few hot pixels do not
+saturate the rest) and a colour bar labelled with the values' physical unit
+(the ``units`` of the stack or volume: ``counts``, ``counts per fine pixel
+(7.5 x 7.5 nm)``, ...); a figure given no unit says ``unit not given``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,12 @@ __all__ = ["plot_fsc", "plot_side_by_side", "plot_orthogonal_slices", "plot_befo
 MAP_CMAP = "magma"
 RESIDUAL_CMAP = "RdBu_r"
 _THRESHOLD_LABELS = {"one_bit": "one-bit", "half_bit": "half-bit", "0.143": "0.143"}
+#: Colour-bar label of a figure whose caller gave no unit (never a made-up "a.u.").
+NO_UNIT = "unit not given"
+
+
+def _unit_label(units: str | None) -> str:
+    return NO_UNIT if units is None or not str(units).strip() else str(units)
 
 
 def _new_figure(width_in: float, height_in: float) -> Figure:
@@ -221,7 +231,7 @@ def plot_side_by_side(
     images: dict[str, np.ndarray],
     title: str,
     pixel_sizes_nm: dict[str, float] | None = None,
-    units: str = "a.u.",
+    units: str | None = None,
     shared_scale: bool = True,
     ncols: int | None = None,
 ) -> Figure:
@@ -236,8 +246,8 @@ def plot_side_by_side(
     pixel_sizes_nm : dict of str -> float, optional
         Pixel size (nm) of each panel; when given every panel is drawn at its
         physical size with a scale bar in nm.  Missing keys are an error.
-    units : str
-        Label of the colour bar.
+    units : str, optional
+        Physical unit of the values: the label of the colour bar(s).
     shared_scale : bool
         One colour scale (0.5-99.5 percentile of all panels pooled) and one
         colour bar for all panels; otherwise a scale and bar per panel.
@@ -271,9 +281,9 @@ def plot_side_by_side(
         label = name if px is None else f"{name} ({px:g} nm px)"
         im = _show(ax, img, px, panel_norm, MAP_CMAP, label)
         if not shared_scale:
-            fig.colorbar(im, ax=ax, shrink=0.8, label=units)
+            fig.colorbar(im, ax=ax, shrink=0.8, label=_unit_label(units))
     if shared_scale:
-        fig.colorbar(im, ax=list(axes), shrink=0.85, label=units)
+        fig.colorbar(im, ax=list(axes), shrink=0.85, label=_unit_label(units))
     fig.suptitle(title)
     return fig
 
@@ -282,7 +292,7 @@ def plot_orthogonal_slices(
     volume: np.ndarray,
     voxel_size_nm: float,
     title: str,
-    units: str = "a.u.",
+    units: str | None = None,
     index: tuple[int, int, int] | None = None,
 ) -> Figure:
     """Central slices of a volume in the three orthogonal directions.
@@ -297,8 +307,8 @@ def plot_orthogonal_slices(
         Voxel edge length in nm.
     title : str
         Figure title.
-    units : str
-        Label of the colour bar.
+    units : str, optional
+        Physical unit of the values (the volume's ``units``): the colour bar's label.
     index : (z, y, x), optional
         Slice positions in voxels; the centre by default.
 
@@ -331,7 +341,7 @@ def plot_orthogonal_slices(
     im = None
     for ax, (name, img) in zip(axes, slices.items()):
         im = _show(ax, img, voxel_size_nm, norm, MAP_CMAP, name)
-    fig.colorbar(im, ax=list(axes), shrink=0.85, label=units)
+    fig.colorbar(im, ax=list(axes), shrink=0.85, label=_unit_label(units))
     fig.suptitle(f"{title} (voxel {voxel_size_nm:g} nm)")
     return fig
 
@@ -343,7 +353,8 @@ def plot_before_after(
     title: str = "Before / after enhancement",
     pixel_size_before_nm: float | None = None,
     pixel_size_after_nm: float | None = None,
-    units: str = "counts",
+    units: str | None = None,
+    units_after: str | None = None,
 ) -> Figure:
     """A measured map, its enhancement and (optionally) the consistency residual.
 
@@ -363,10 +374,12 @@ def plot_before_after(
         Pixel sizes (nm) for physical axes and scale bars.  When only
         ``pixel_size_before_nm`` is given the ``after`` pixel size is inferred
         from the shape ratio.
-    units : str
-        Unit of the map values (each panel has its own colour bar, because a
-        count-conserving enhancement spreads each raw pixel's counts over
-        several fine pixels).
+    units : str, optional
+        Unit of the measured map and the residual (e.g. ``counts``).
+    units_after : str, optional
+        Unit of the enhanced map (default ``units``); an enhanced stack holds
+        counts per fine pixel (e.g. ``counts per fine pixel (7.5 x 7.5 nm)``),
+        1/16 of the measured values for 4x, so each panel has its own colour bar.
 
     Returns
     -------
@@ -388,9 +401,10 @@ def plot_before_after(
             bound = max(float(np.nanpercentile(np.abs(img), 99.5)), 1e-12)
             norm = TwoSlopeNorm(vcenter=0.0, vmin=-bound, vmax=bound)
             im = _show(ax, img, px, norm, RESIDUAL_CMAP, label, bar_color="black")
-            fig.colorbar(im, ax=ax, shrink=0.8, label=f"residual ({units})")
+            fig.colorbar(im, ax=ax, shrink=0.8, label=f"residual ({_unit_label(units)})")
         else:
+            unit = units_after if name == "after" and units_after is not None else units
             im = _show(ax, img, px, Normalize(*_robust_limits([img])), MAP_CMAP, label)
-            fig.colorbar(im, ax=ax, shrink=0.8, label=units)
+            fig.colorbar(im, ax=ax, shrink=0.8, label=_unit_label(unit))
     fig.suptitle(title)
     return fig

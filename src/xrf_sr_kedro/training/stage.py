@@ -171,4 +171,5 @@ def example_figure(model: torch.nn.Module, pairs: PatchPairs, title: str, n: int
         panels[f"#{i} bicubic"] = bicubic[k, 0]
         panels[f"#{i} network"] = sr[k, 0]
         panels[f"#{i} HR truth"] = pairs.hr[i, 0]
-    return plot_side_by_side(panels, title=f"{title}: before / after", shared_scale=False, ncols=4)
+    return plot_side_by_side(panels, title=f"{title}: before / after", shared_scale=False, ncols=4,
+                             units="normalised intensity [0, 1]")

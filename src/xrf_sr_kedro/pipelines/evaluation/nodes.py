@@ -126,8 +126,8 @@ def evaluate_volumes(
     **volumes: Volume,
 ) -> tuple[pd.DataFrame, dict[str, Figure]]:
     """3-D rows on the shared slab: FSC (all, axial, equatorial), Rayleigh and the
-    independent split halves (``volumes``: ``even_raw``, ``odd_raw``, ``even_270``,
-    ``odd_270``, ``even_limited``, ``odd_limited``) for every experiment and control
+    independent split halves (``volumes``: ``even_raw``, ``odd_raw``, ``even_more_angles``,
+    ``odd_more_angles``, ``even_limited``, ``odd_limited``) for every experiment and control
     (``volumes``: one per name of ``experiments.CONTROLS_270``)."""
     return experiments.evaluate_tomography_rows(
         truth_volume, raw_volume, enhanced_volume, limited_projection_volume,

@@ -61,7 +61,8 @@ def _reproject(volume: AnyVolume, angles_deg: np.ndarray, kind: str) -> XRFStack
 
 
 def reproject_volume(volume: AnyVolume, reprojection: ReprojectionParams) -> XRFStack:
-    """Project a reconstruction at new angles (angular upsampling, 91 -> 270)."""
+    """Project a reconstruction at ``reprojection.n_angles`` new angles (angular upsampling,
+    e.g. 91 -> 270); the stack records the real count (``metadata["n_angles"]``)."""
     angles = even_angles_deg(reprojection.n_angles, reprojection.start_deg, reprojection.stop_deg)
     return _reproject(volume, angles, f"reprojection at {reprojection.n_angles} angles")
 
@@ -88,15 +89,19 @@ def every_second_projection(stack: XRFStack) -> XRFStack:
 
 
 def slice_figures(**volumes: AnyVolume) -> dict[str, Figure]:
-    """Central slices in three directions of each volume, one figure per volume and element.
+    """Central slices in three directions of each volume, one figure per volume and element,
+    titled with the real number of projections reconstructed, coloured in the volume's unit.
 
     A lazy volume is read only at the three planes shown.
     """
     figures = {}
     for name, volume in volumes.items():
+        n = volume.metadata.get("n_projections")
+        angles = f", {n} projections" if n else ""
         for element, data in element_arrays(volume):
             figures[f"{name}_{element}.png"] = plot_orthogonal_slices(
-                data, volume.voxel_size_nm, title=f"{name.replace('_', ' ')}: {element}"
+                data, volume.voxel_size_nm, title=f"{name.replace('_', ' ')}: {element}{angles}",
+                units=volume.units,
             )
     return figures
 

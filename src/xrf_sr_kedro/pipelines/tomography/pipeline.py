@@ -3,8 +3,11 @@
 Both experiments run the same chain, :func:`enhanced_chain`: reconstruct the
 measured projections, reproject the volume to more (or the measured) angles,
 enhance the reprojections with the fine-tuned network and reconstruct again at
-4x finer voxels.  (a) the 91 raw projections, reprojected to 270 angles;
-(b) every second projection (45), reprojected to the 91 measured angles.
+4x finer voxels.  (a) ``more_angles``: the measured projections (91 in the simulation),
+reprojected to ``tomography.reprojection.n_angles`` angles (270 by default);
+(b) ``limited_projection``: every second projection, reprojected to the measured angles.
+Names carry no angle counts: the real counts are in each stack's metadata
+(``n_angles``) and each volume's (``n_projections``).
 """
 
 from __future__ import annotations
@@ -100,11 +103,12 @@ def evaluation_chains() -> Pipeline:
     stage (which needs a ground truth anyway), so measured data never runs them.
 
     Independent split halves: the even and the odd *measured* projections each run
-    through the whole chain of their experiment (``split_even_270`` / ``split_odd_270``:
-    reprojected to 270 angles; ``split_even_limited`` / ``split_odd_limited``: halves of
+    through the whole chain of their experiment (``split_even_more_angles`` /
+    ``split_odd_more_angles``: reprojected to ``tomography.reprojection.n_angles`` angles, 270
+    by default; ``split_even_limited`` / ``split_odd_limited``: halves of
     the 46 limited projections, reprojected to the measured angles); each chain's first
-    reconstruction is the raw row's half.  ``pretrained_270`` / ``fine_tuned_270``: the 270
-    chain with each network (the main chains use ``selected_model``).  Outputs: ``<namespace>_raw_slab_volume`` (first reconstruction) and
+    reconstruction is the raw row's half.  ``pretrained_more_angles`` /
+    ``fine_tuned_more_angles``: the more-angles chain with each network (the main chains use ``selected_model``).  Outputs: ``<namespace>_raw_slab_volume`` (first reconstruction) and
     ``<namespace>_slab_volume`` (the chain's result).
     """
     volumes = "params:evaluation.volumes"
@@ -121,13 +125,13 @@ def evaluation_chains() -> Pipeline:
         enhanced_chain(ns, measured, angles_from=angles, outputs=_slab_outputs(ns))
         for half in ("even", "odd")
         for ns, measured, angles in (
-            (f"split_{half}_270", f"split_{half}_xrf", REPROJECTION),
+            (f"split_{half}_more_angles", f"split_{half}_xrf", REPROJECTION),
             (f"split_{half}_limited", f"split_{half}_limited_xrf", "raw_xrf"),
         )
     ]
     networks = [
-        enhanced_chain(f"{name}_270", "raw_xrf_slab", angles_from=REPROJECTION,
-                       outputs=_slab_outputs(f"{name}_270"), model=f"{name}_model")
+        enhanced_chain(f"{name}_more_angles", "raw_xrf_slab", angles_from=REPROJECTION,
+                       outputs=_slab_outputs(f"{name}_more_angles"), model=f"{name}_model")
         for name in ("pretrained", "fine_tuned")
     ]
     return pipeline([*split, *chains, *networks], tags=["evaluation", "evaluation_chains"])
@@ -135,7 +139,7 @@ def evaluation_chains() -> Pipeline:
 
 def create_pipeline(**kwargs) -> Pipeline:
     more_angles = enhanced_chain(
-        "enhanced_270",
+        "more_angles",
         "raw_xrf",
         angles_from=REPROJECTION,
         outputs={
