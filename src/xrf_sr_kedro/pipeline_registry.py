@@ -29,7 +29,8 @@ def prepared_chain(raw_only: bool = False) -> Pipeline:
     The ``real_data`` pipeline (``raw_only=False``: raw volume, reprojections,
     enhancement, enhanced volume) and ``real_data_raw`` (``raw_only=True``: the raw
     volume only, for when no trained network exists) are built here, from the two
-    stage pipelines as registered; their packages only call this function.
+    stage pipelines as registered, and end with the preparation package's report
+    node (``real_data_report``); their packages only call this function.
     """
     import importlib
 
@@ -39,7 +40,8 @@ def prepared_chain(raw_only: bool = False) -> Pipeline:
     tomo = pipeline(stage("tomography"), inputs=PREPARED_STAND_INS)
     if raw_only:
         tomo = tomo.only_nodes_with_outputs("raw_volume")
-    return stage("preparation") + tomo
+    preparation = importlib.import_module("xrf_sr_kedro.pipelines.preparation")
+    return stage("preparation") + tomo + preparation.create_report_pipeline(enhanced=not raw_only)
 
 
 def register_pipelines() -> dict[str, Pipeline]:

@@ -12,6 +12,7 @@ enhanced volume sits where the raw one does.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from scipy import ndimage
 
 from xrf_sr_kedro.datasets import SpectraDataset, XRFHDF5Dataset
 from xrf_sr_kedro.metrics.image import scaled_relative_error
+from xrf_sr_kedro.physics.dose import SHOWN_MIN_COUNTS, estimate_dose
 from xrf_sr_kedro.physics.real_like import simulate_real_like, write_real_like_files
 from xrf_sr_kedro.tomo.align import rigid_components
 from xrf_sr_kedro.tomo.recon import reconstruct_stack
@@ -64,6 +66,14 @@ def write_bicubic_checkpoint(path: Path) -> None:
         "scaler_state": None, "epoch": 1, "metrics": {}, "history": {}, "train_config": {},
         "rng_state": {}, "training_data": "test: bicubic tiny network", "parent": None,
     })
+
+
+def _read_env_stack(project: Path):
+    """The measurement as the env's ``raw_xrf`` entry reads it."""
+    entry = yaml.safe_load((project / "conf" / "real_like" / "catalog.yml").read_text())["raw_xrf"]
+    entry.pop("type"), entry.pop("metadata")
+    entry["filepath"] = str(project / entry["filepath"])
+    return SpectraDataset(**entry).load()
 
 
 def _run(project: Path, pipeline: str, runtime_params: dict | None = None, **kw) -> None:
@@ -124,10 +134,7 @@ def test_centre_shifts_and_i0_are_found_from_files_alone(raw_run):
     i0 = np.asarray(md["i0_per_frame_mean"]) / md["i0_mean"]
     assert np.corrcoef(i0, m.i0)[0, 1] > 0.99
     # the maps as the env's reader gives them: per-angle totals follow the drift-free counts
-    entry = yaml.safe_load((project / "conf" / "real_like" / "catalog.yml").read_text())["raw_xrf"]
-    entry.pop("type"), entry.pop("metadata")
-    entry["filepath"] = str(project / entry["filepath"])
-    read = SpectraDataset(**entry).load()
+    read = _read_env_stack(project)
     ratio = read.data.sum(axis=(2, 3)) / (m.line_counts / m.i0[:, None, None]).sum(axis=(2, 3))
     spread = ratio.std(axis=1) / ratio.mean(axis=1)
     uncorrected = ratio * m.i0  # what the maps would be without the I0 normalisation
@@ -136,6 +143,35 @@ def test_centre_shifts_and_i0_are_found_from_files_alone(raw_run):
     # figures of the preparation, and the user's files untouched (read-only reader)
     figures = {p.name for p in (project / "data" / "08_reporting" / "preparation").iterdir()}
     assert figures == {"trial_centres.png", "shifts_per_angle.png", "sinogram_before_after.png"}
+
+
+def test_report_names_the_centre_the_alignment_i0_and_the_low_count_warning(raw_run):
+    project, m, _ = raw_run
+    data = project / "data"
+    reporting = data / "08_reporting"
+    text = (reporting / "real_data_report.md").read_text(encoding="utf-8")
+    md = XRFHDF5Dataset(filepath=str(data / "02_intermediate" / "prepared_xrf_projections.h5")
+                        ).load().metadata
+    assert f"**{md['center_offset_px']:+.2f} px**" in text
+    assert md["center_method"] in text
+    # the figures it links are the ones the preparation wrote
+    links = set(re.findall(r"\]\((preparation/[^)]+\.png)\)", text))
+    assert links == {"preparation/trial_centres.png", "preparation/shifts_per_angle.png",
+                     "preparation/sinogram_before_after.png"}
+    assert all((reporting / link).is_file() for link in links)
+    shifts = np.asarray(md["alignment"]["shifts_px"])
+    assert f"shifts {np.sqrt((shifts**2).sum(axis=1).mean()):.2f} px rms" in text
+    assert "scaler **US_IC**" in text and "NOT normalised" not in text
+    assert "36 projections (0 to 175 degrees)" in text and "Mn_K, Fe_K" in text
+    # the dose: fitted maps from 400-count peaks hold few noise-equivalent counts; below
+    # the measured threshold, so each element is warned about
+    stack = _read_env_stack(project)
+    for k, element in enumerate(stack.elements):
+        dose = estimate_dose(stack.data[k], stack.units).signal_counts_per_pixel
+        assert dose < SHOWN_MIN_COUNTS
+        assert f"Low-count warning ({element})**: dose {dose:.3g} counts/pixel" in text
+    assert "| raw volume (raw_volume) | 2 x 16 x 96 x 96 | 100 nm voxels |" in text
+    assert not list(reporting.glob(".real_data_report.md.*"))  # written atomically
 
 
 def test_raw_volume_error_is_within_10_percent_of_perfectly_aligned_data(raw_run):
@@ -167,7 +203,7 @@ def test_enhanced_volume_overlaps_the_raw_one(raw_run):
     try:
         # the more-angles chain only (the limited-projection experiment is not needed here)
         # and Fe_K at 36 reprojection angles, to keep the 4x reconstruction to ~30 s
-        _run(project, "real_data", to_outputs=["enhanced_volume"], runtime_params={
+        _run(project, "real_data", to_outputs=["enhanced_volume", "real_data_report"], runtime_params={
             "tomography": {"recon": {"elements": ["Fe_K"]}, "reprojection": {"n_angles": 36}}})
     finally:
         os.chdir(cwd)
@@ -184,3 +220,11 @@ def test_enhanced_volume_overlaps_the_raw_one(raw_run):
         k, j = raw.elements.index(e), enhanced.elements.index(e)
         shift = _com_yx(enhanced.data[j]) / scale - _com_yx(raw.data[k])
         assert np.abs(shift).max() < 0.25, (e, shift)
+    # the report of the enhanced run: the consistency residual against the Poisson level
+    text = (project / "data" / "08_reporting" / "real_data_report.md").read_text(encoding="utf-8")
+    found = re.search(r"relative L2 residual\s+\*\*([0-9.]+)\*\*; the Poisson level of the "
+                      r"measurement's dose is ([0-9.]+)", text)
+    assert found, text
+    residual, poisson = float(found[1]), float(found[2])
+    assert 0 < residual < 1 and 0 < poisson < 1
+    assert "enhanced volume (enhanced_volume)" in text and "(Fe_K)" in text

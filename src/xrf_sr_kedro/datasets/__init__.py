@@ -2,10 +2,11 @@
 
 Catalog ``type:`` names: ``xrf_sr_kedro.datasets.XRFHDF5Dataset``,
 ``PyXRFDataset``, ``TiffMapsDataset``, ``TiffVolumeDataset``, ``ProbeDataset``,
-``TorchCheckpointDataset``, and the read-only beamline readers
+``TorchCheckpointDataset``, ``AtomicTextDataset`` (reports), and the read-only beamline readers
 ``MapsHDF5Dataset``, ``SpectraDataset``, ``MatMapsDataset``.
 """
 
+from xrf_sr_kedro.datasets.atomic_text_dataset import AtomicTextDataset
 from xrf_sr_kedro.datasets.chunked_volume_dataset import ChunkedVolumeDataset
 from xrf_sr_kedro.datasets.maps_hdf5_dataset import MapsHDF5Dataset
 from xrf_sr_kedro.datasets.mat_maps_dataset import MatMapsDataset
@@ -18,6 +19,7 @@ from xrf_sr_kedro.datasets.torch_checkpoint_dataset import TorchCheckpointDatase
 from xrf_sr_kedro.datasets.xrf_hdf5_dataset import XRFHDF5Dataset
 
 __all__ = [
+    "AtomicTextDataset",
     "ChunkedVolumeDataset",
     "MapsHDF5Dataset",
     "MatMapsDataset",

@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from xrf_sr_kedro.inference.consistency import consistency_report
 from xrf_sr_kedro.inference.refine import RefinementSettings, refine_if_enabled
 from xrf_sr_kedro.inference.stack import EngineSettings, enhance_with_checkpoint
+from xrf_sr_kedro.physics.dose import SHOWN_MAX_COUNTS, SHOWN_MIN_COUNTS
 from xrf_sr_kedro.pipelines._params import validated
 from xrf_sr_kedro.types import ProbeIntensity, XRFStack
 
@@ -25,8 +26,8 @@ class ConsistencyParams:
     fast_axis: Literal["x", "y"] = "x"
     mode: Literal["fly", "step"] = "fly"
     n_example_maps: int = 3
-    shown_min_counts: float | None = 100.0
-    shown_max_counts: float | None = None
+    shown_min_counts: float | None = SHOWN_MIN_COUNTS
+    shown_max_counts: float | None = SHOWN_MAX_COUNTS
     residual_tolerance: float = 1.5
 
 

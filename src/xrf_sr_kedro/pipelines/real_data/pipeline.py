@@ -1,5 +1,6 @@
 """``real_data``: centre and align the measured ``raw_xrf``, then the whole tomography chain
-(raw volume, reprojections, enhancement, enhanced volume) on the prepared stack.
+(raw volume, reprojections, enhancement, enhanced volume) on the prepared stack, then the
+Markdown report ``real_data_report`` (centre, alignment, I0, dose guard, consistency, units).
 
 Needs a trained network (``fine_tuned_model`` or ``pretrained_model``); without one use
 ``real_data_raw``.  Built by :func:`xrf_sr_kedro.pipeline_registry.prepared_chain`.

@@ -1,5 +1,6 @@
 """``real_data_raw``: centre and align the measured ``raw_xrf``, then reconstruct the raw
-volume from the prepared stack (no network needed).
+volume from the prepared stack (no network needed), then the Markdown report
+``real_data_report`` (centre, alignment, I0, dose guard, units).
 
 Built by :func:`xrf_sr_kedro.pipeline_registry.prepared_chain`.
 """
