@@ -39,6 +39,16 @@ therefore uses bf16 only on hardware with native bf16, float32 elsewhere
 (:mod:`xrf_sr_kedro.inference.precision`); ``"float32"`` is bit-exact.
 TorchScript freezing (``optimize_for_inference``) was measured and gave no gain
 over channels-last eager execution here, so it is not used.
+
+Self-ensemble
+-------------
+``self_ensemble=True`` (the default, :data:`DEFAULT_SELF_ENSEMBLE`) averages the
+network over the flips that commute with the fly-scan forward model: identity, flip
+along x, flip along y and both (:data:`ENSEMBLE_FLIPS`).  The project's probe is
+mirror-symmetric in x and y and the fly-scan integrates a step that is symmetric
+about each LR pixel, so a flipped measurement is the measurement of the flipped
+sample; transposes are *not* used (the fast axis x and slow axis y differ).  It
+costs 4 forward passes; measured gain in docs/models.md (issue 13).
 """
 
 from __future__ import annotations
@@ -73,6 +83,11 @@ Precision = Literal["float32", "bfloat16"]
 DEFAULT_TILE_PX = 192
 DEFAULT_OVERLAP_PX = 32
 DEFAULT_BATCH_SIZE = 8
+#: Average the network over :data:`ENSEMBLE_FLIPS` (one source for the engine, the
+#: pipelines' ``EngineSettings`` and the evaluation).
+DEFAULT_SELF_ENSEMBLE = True
+#: The flips of the self-ensemble as tensor dims of (N, C, y, x): none, x, y, both.
+ENSEMBLE_FLIPS: tuple[tuple[int, ...], ...] = ((), (3,), (2,), (2, 3))
 
 #: Cap on the default minimum map size.  The theoretical receptive field of the
 #: deep presets (429 px for ``paper``) far exceeds their effective field, so the
@@ -180,6 +195,33 @@ def _num_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def ensemble_forward(net: nn.Module, x: torch.Tensor, self_ensemble: bool) -> torch.Tensor:
+    """``net(x)``, or its mean over :data:`ENSEMBLE_FLIPS` (each output flipped back).
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        Maps ``(N, C, h, w)`` to ``(N, C', h * s, w * s)``.
+    x : torch.Tensor, shape (N, C, h, w)
+    self_ensemble : bool
+        False: the plain output.
+
+    Returns
+    -------
+    torch.Tensor
+        Same dtype as ``net``'s output.
+    """
+    if not self_ensemble:
+        return net(x)
+    total = None
+    for dims in ENSEMBLE_FLIPS:
+        xi = torch.flip(x, dims) if dims else x
+        yi = net(xi)
+        yi = torch.flip(yi, dims) if dims else yi
+        total = yi.float() if total is None else total + yi.float()
+    return total / len(ENSEMBLE_FLIPS)
+
+
 def _autocast(device: torch.device, precision: Precision):
     if precision == "float32":
         return contextlib.nullcontext()
@@ -236,6 +278,7 @@ def enhance_maps(
     fast_axis: Literal["x", "y"] = "x",
     mode: Literal["fly", "step"] = "fly",
     progress: bool | None = None,
+    self_ensemble: bool = DEFAULT_SELF_ENSEMBLE,
 ) -> EnhanceResult:
     """Enhance LR maps by ``scale`` with ``model``, quantitatively and in bounded memory.
 
@@ -291,6 +334,9 @@ def enhance_maps(
     progress : bool, optional
         Report progress over maps (``None`` or ``True``: a bar on a terminal,
         periodic log lines otherwise; ``False``: nothing).
+    self_ensemble : bool
+        Average the network over the flips along x and y (4 forward passes, see the
+        module notes); False runs it once.
 
     Returns
     -------
@@ -366,8 +412,8 @@ def enhance_maps(
     workers = positive_int("workers", workers)
     logger.info(
         "enhancing %d map(s) of %d x %d px x%d: %d tile(s) of %d x %d each, %d tile(s) a pass, "
-        "%d pass(es) at once", n_samples * c, h, w, scale, n_tiles, tiling.size_y,
-        tiling.size_x, per_pass, workers,
+        "%d pass(es) at once%s", n_samples * c, h, w, scale, n_tiles, tiling.size_y,
+        tiling.size_x, per_pass, workers, ", flip self-ensemble (x4)" if self_ensemble else "",
     )
     precision = resolve_precision(precision, dev)
     net = _prepare_model(model, dev, channels_last)
@@ -395,7 +441,7 @@ def enhance_maps(
         with torch.inference_mode():
             xb = torch.from_numpy(batch).to(dev).contiguous(memory_format=memory_format)
             with _autocast(dev, precision):
-                yb = net(xb)
+                yb = ensemble_forward(net, xb, self_ensemble)
             expected = (len(chunk), c, sy * scale, sx * scale)
             if tuple(yb.shape) != expected:
                 raise ValueError(
