@@ -43,6 +43,25 @@ RUNS: dict[str, dict] = {
 }
 
 
+def pairs_with_counts(counts_range: tuple[float, float], natural_path: str, probe_path: str):
+    """conf/base's training set rebuilt with another dose band (counts per scan point)."""
+    import yaml
+
+    from xrf_sr_kedro.datasets import ProbeDataset
+    from xrf_sr_kedro.physics.application_pairs import training_pairs
+
+    conf = yaml.safe_load(Path("conf/base/parameters_simulation.yml").read_text())
+    p = dict(conf["simulation"]["application_pairs"])
+    p["counts_range"] = counts_range
+    probe = ProbeDataset(filepath=probe_path, pixel_size_nm=7.5, target_pixel_size_nm=7.5).load()
+    return training_pairs(
+        probe, XRFHDF5Dataset(filepath=natural_path).load(), p["natural_fraction"], p["n_samples"],
+        p["size_px"], p["n_elements"], p["seed"], p["validation_seed"], p["projected_fraction"],
+        p["step_px"], tuple(p["counts_range"]), p["background_counts"], p["readout_sigma_counts"],
+        p["reprojection_fraction"], p["hf_noise_gain"], p["fast_axis"],
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", default="dihedral,flips")
@@ -52,14 +71,24 @@ def main() -> None:
     ap.add_argument("--pairs", default="data/05_model_input/application_training_pairs.h5")
     ap.add_argument("--validation", default="data/05_model_input/validation_region_pairs.h5")
     ap.add_argument("--out", default="data/06_models/recipe")
+    ap.add_argument("--counts-range", default=None,
+                    help="LO,HI: rebuild the training pairs with this dose band (counts per scan point)")
+    ap.add_argument("--natural", default="data/05_model_input/pretraining_pairs.h5")
+    ap.add_argument("--probe", default="data/01_raw/embedded/hxn_zone_plate_probe.npy")
+    ap.add_argument("--tag", default="", help="suffix of the run names (e.g. the dose band)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    train = XRFHDF5Dataset(filepath=args.pairs).load()
+    if args.counts_range:
+        lo, hi = (float(v) for v in args.counts_range.split(","))
+        train = pairs_with_counts((lo, hi), args.natural, args.probe)
+    else:
+        train = XRFHDF5Dataset(filepath=args.pairs).load()
     val = XRFHDF5Dataset(filepath=args.validation).load()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     first_decay = max(1, round(args.epochs * 11 / 16))  # conf/base: halve after 11 of 16, then every 2
-    for run in args.runs.split(","):
-        fields = {"learning_rate": 2e-3, **RUNS[run]}
+    for recipe in args.runs.split(","):
+        run = recipe + args.tag
+        fields = {"learning_rate": 2e-3, **RUNS[recipe]}
         cfg = TrainConfig(
             epochs=args.epochs, batch_size=8, lr_first_decay_epoch=first_decay,
             lr_decay_every=max(1, round(args.epochs * 2 / 16)), lr_gamma=0.5, val_every=1, seed=0,
