@@ -6,12 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from xrf_sr_kedro.inference.engine import (
-    DEFAULT_SELF_ENSEMBLE,
-    ENSEMBLE_FLIPS,
-    enhance_maps,
-    ensemble_forward,
-)
+from xrf_sr_kedro.inference.engine import enhance_maps
+from xrf_sr_kedro.inference.ensemble import DEFAULT_SELF_ENSEMBLE, ENSEMBLE_FLIPS, ensemble_forward
 from xrf_sr_kedro.inference.stack import EngineSettings
 from xrf_sr_kedro.physics.flyscan import flyscan
 

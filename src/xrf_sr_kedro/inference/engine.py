@@ -42,13 +42,8 @@ over channels-last eager execution here, so it is not used.
 
 Self-ensemble
 -------------
-``self_ensemble=True`` (the default, :data:`DEFAULT_SELF_ENSEMBLE`) averages the
-network over the flips that commute with the fly-scan forward model: identity, flip
-along x, flip along y and both (:data:`ENSEMBLE_FLIPS`).  The project's probe is
-mirror-symmetric in x and y and the fly-scan integrates a step that is symmetric
-about each LR pixel, so a flipped measurement is the measurement of the flipped
-sample; transposes are *not* used (the fast axis x and slow axis y differ).  It
-costs 4 forward passes; measured gain in docs/models.md (issue 13).
+``self_ensemble=True`` (the default) averages the network over the flips along x
+and y, which commute with the fly-scan (:mod:`.ensemble`).
 """
 
 from __future__ import annotations
@@ -65,6 +60,11 @@ import torch
 from torch import nn
 
 from xrf_sr_kedro.device import default_device
+from xrf_sr_kedro.inference.ensemble import (  # noqa: F401  (re-exported)
+    DEFAULT_SELF_ENSEMBLE,
+    ENSEMBLE_FLIPS,
+    ensemble_forward,
+)
 from xrf_sr_kedro.inference.passes import default_workers, ordered_map, tiles_per_pass
 from xrf_sr_kedro.inference.precision import PRECISIONS, resolve_precision
 from xrf_sr_kedro.inference.tiling import make_tiling
@@ -83,11 +83,6 @@ Precision = Literal["float32", "bfloat16"]
 DEFAULT_TILE_PX = 192
 DEFAULT_OVERLAP_PX = 32
 DEFAULT_BATCH_SIZE = 8
-#: Average the network over :data:`ENSEMBLE_FLIPS` (one source for the engine, the
-#: pipelines' ``EngineSettings`` and the evaluation).
-DEFAULT_SELF_ENSEMBLE = True
-#: The flips of the self-ensemble as tensor dims of (N, C, y, x): none, x, y, both.
-ENSEMBLE_FLIPS: tuple[tuple[int, ...], ...] = ((), (3,), (2,), (2, 3))
 
 #: Cap on the default minimum map size.  The theoretical receptive field of the
 #: deep presets (429 px for ``paper``) far exceeds their effective field, so the
@@ -193,33 +188,6 @@ def _num_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def ensemble_forward(net: nn.Module, x: torch.Tensor, self_ensemble: bool) -> torch.Tensor:
-    """``net(x)``, or its mean over :data:`ENSEMBLE_FLIPS` (each output flipped back).
-
-    Parameters
-    ----------
-    net : torch.nn.Module
-        Maps ``(N, C, h, w)`` to ``(N, C', h * s, w * s)``.
-    x : torch.Tensor, shape (N, C, h, w)
-    self_ensemble : bool
-        False: the plain output.
-
-    Returns
-    -------
-    torch.Tensor
-        Same dtype as ``net``'s output.
-    """
-    if not self_ensemble:
-        return net(x)
-    total = None
-    for dims in ENSEMBLE_FLIPS:
-        xi = torch.flip(x, dims) if dims else x
-        yi = net(xi)
-        yi = torch.flip(yi, dims) if dims else yi
-        total = yi.float() if total is None else total + yi.float()
-    return total / len(ENSEMBLE_FLIPS)
 
 
 def _autocast(device: torch.device, precision: Precision):
