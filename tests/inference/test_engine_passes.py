@@ -58,7 +58,7 @@ def test_ordered_map_keeps_order_and_bounds_work_in_flight():
 def test_workers_do_not_change_the_output_and_match_per_map_forward():
     model, maps = _model(), _maps(7, 40)
     kw = dict(precision="float32", num_threads=1, progress=False, device="cpu",
-              conserve_total_signal=False)
+              conserve_total_signal=False, self_ensemble=False)
     one = enhance_maps(model, maps, 4, workers=1, **kw).data
     two = enhance_maps(model, maps, 4, workers=2, **kw).data
     np.testing.assert_array_equal(one, two)

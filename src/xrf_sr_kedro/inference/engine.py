@@ -39,6 +39,11 @@ therefore uses bf16 only on hardware with native bf16, float32 elsewhere
 (:mod:`xrf_sr_kedro.inference.precision`); ``"float32"`` is bit-exact.
 TorchScript freezing (``optimize_for_inference``) was measured and gave no gain
 over channels-last eager execution here, so it is not used.
+
+Self-ensemble
+-------------
+``self_ensemble=True`` (the default) averages the network over the flips along x
+and y, which commute with the fly-scan (:mod:`.ensemble`).
 """
 
 from __future__ import annotations
@@ -55,6 +60,11 @@ import torch
 from torch import nn
 
 from xrf_sr_kedro.device import default_device
+from xrf_sr_kedro.inference.ensemble import (  # noqa: F401  (re-exported)
+    DEFAULT_SELF_ENSEMBLE,
+    ENSEMBLE_FLIPS,
+    ensemble_forward,
+)
 from xrf_sr_kedro.inference.passes import default_workers, ordered_map, tiles_per_pass
 from xrf_sr_kedro.inference.precision import PRECISIONS, resolve_precision
 from xrf_sr_kedro.inference.tiling import make_tiling
@@ -236,6 +246,7 @@ def enhance_maps(
     fast_axis: Literal["x", "y"] = "x",
     mode: Literal["fly", "step"] = "fly",
     progress: bool | None = None,
+    self_ensemble: bool = DEFAULT_SELF_ENSEMBLE,
 ) -> EnhanceResult:
     """Enhance LR maps by ``scale`` with ``model``, quantitatively and in bounded memory.
 
@@ -291,6 +302,9 @@ def enhance_maps(
     progress : bool, optional
         Report progress over maps (``None`` or ``True``: a bar on a terminal,
         periodic log lines otherwise; ``False``: nothing).
+    self_ensemble : bool
+        Average the network over the flips along x and y (4 forward passes, see the
+        module notes); False runs it once.
 
     Returns
     -------
@@ -366,8 +380,8 @@ def enhance_maps(
     workers = positive_int("workers", workers)
     logger.info(
         "enhancing %d map(s) of %d x %d px x%d: %d tile(s) of %d x %d each, %d tile(s) a pass, "
-        "%d pass(es) at once", n_samples * c, h, w, scale, n_tiles, tiling.size_y,
-        tiling.size_x, per_pass, workers,
+        "%d pass(es) at once%s", n_samples * c, h, w, scale, n_tiles, tiling.size_y,
+        tiling.size_x, per_pass, workers, ", flip self-ensemble (x4)" if self_ensemble else "",
     )
     precision = resolve_precision(precision, dev)
     net = _prepare_model(model, dev, channels_last)
@@ -395,7 +409,7 @@ def enhance_maps(
         with torch.inference_mode():
             xb = torch.from_numpy(batch).to(dev).contiguous(memory_format=memory_format)
             with _autocast(dev, precision):
-                yb = net(xb)
+                yb = ensemble_forward(net, xb, self_ensemble)
             expected = (len(chunk), c, sy * scale, sx * scale)
             if tuple(yb.shape) != expected:
                 raise ValueError(

@@ -19,6 +19,7 @@ from torch import nn
 from xrf_sr_kedro.inference.engine import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_OVERLAP_PX,
+    DEFAULT_SELF_ENSEMBLE,
     DEFAULT_TILE_PX,
     enhance_maps,
 )
@@ -57,6 +58,7 @@ class EngineSettings:
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
     fast_axis: Literal["x", "y"] = "x"
     elements: list[str] | None = None
+    self_ensemble: bool = DEFAULT_SELF_ENSEMBLE  # mean over x/y flips (engine notes)
 
 
 def enhance_with_checkpoint(
@@ -99,6 +101,7 @@ def enhance_with_checkpoint(
         precision=settings.precision,
         probe_intensity=resample_probe(probe_intensity, stack.pixel_size_nm / scale),
         fast_axis=settings.fast_axis,
+        self_ensemble=settings.self_ensemble,
     )
 
 
@@ -217,6 +220,7 @@ def enhance_stack(
         "tile_px": tile_px,
         "overlap_px": overlap_px,
         "precision": kwargs["precision"],
+        "self_ensemble": bool(kwargs.get("self_ensemble", DEFAULT_SELF_ENSEMBLE)),
     }
     metadata = {**stack.metadata, "enhancement": enhancement}
     if "pixel_size_y_nm" in metadata or "pixel_size_x_nm" in metadata:

@@ -15,6 +15,15 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from xrf_sr_kedro.types import PatchPairs
 
 N_DIHEDRAL = 8
+#: The dihedral transforms that are flips (identity, both, along x, along y): the
+#: only ones that commute with a fly-scan whose fast axis is x and whose probe is
+#: mirror-symmetric.  Quarter turns swap the motion blur onto the slow axis.
+FLIP_TRANSFORMS: tuple[int, ...] = (0, 2, 4, 6)
+#: ``TrainConfig.augmentation`` name -> the dihedral indices it draws from.
+AUGMENTATIONS: dict[str, tuple[int, ...]] = {
+    "dihedral": tuple(range(N_DIHEDRAL)),
+    "flips": FLIP_TRANSFORMS,
+}
 
 
 def dihedral(x: np.ndarray, k: int) -> np.ndarray:
@@ -39,18 +48,27 @@ class PatchPairDataset(Dataset):
     pairs : PatchPairs
     augment : bool
         Apply a random dihedral transform (identical for LR and HR) per item.
+    transforms : tuple of int
+        The dihedral indices (:func:`dihedral`) drawn from, uniformly; default all
+        8, :data:`FLIP_TRANSFORMS` for fly-scanned pairs.
     seed : int
         Seed of the augmentation; the transform of item ``i`` in epoch ``e`` is
         drawn from ``numpy.random.default_rng([seed, e, i])``.
     """
 
-    def __init__(self, pairs: PatchPairs, augment: bool = True, seed: int = 0) -> None:
+    def __init__(
+        self, pairs: PatchPairs, augment: bool = True, seed: int = 0,
+        transforms: tuple[int, ...] = AUGMENTATIONS["dihedral"],
+    ) -> None:
         if not isinstance(pairs, PatchPairs):
             raise TypeError(f"pairs must be PatchPairs, got {type(pairs).__name__}")
         if len(pairs) == 0:
             raise ValueError("pairs is empty")
         self.pairs = pairs
         self.augment = augment
+        self.transforms = tuple(int(k) for k in transforms)
+        if not self.transforms or not all(0 <= k < N_DIHEDRAL for k in self.transforms):
+            raise ValueError(f"transforms must be dihedral indices in [0, 8), got {transforms!r}")
         self.seed = int(seed)
         self.epoch = 0
 
@@ -63,7 +81,7 @@ class PatchPairDataset(Dataset):
         if not self.augment:
             return 0
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
-        return int(rng.integers(N_DIHEDRAL))
+        return self.transforms[int(rng.integers(len(self.transforms)))]
 
     def __len__(self) -> int:
         return len(self.pairs)

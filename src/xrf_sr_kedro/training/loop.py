@@ -1,6 +1,7 @@
 """The training loop shared by pretraining and fine-tuning.
 
-L1 loss, Adam, a step learning-rate schedule, random dihedral augmentation,
+L1 (or L2) loss, Adam, a step learning-rate schedule, random flip (or dihedral)
+augmentation,
 validation against bicubic upsampling, an atomic checkpoint every epoch, exact
 resume, mixed precision on CUDA and DistributedDataParallel under ``torchrun``.
 The caller logs to MLflow from the returned history (or live through
@@ -25,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +44,7 @@ from xrf_sr_kedro.training.checkpointing import (
     make_checkpoint,
     resume_or_initialise,
 )
-from xrf_sr_kedro.training.data import PatchPairDataset, make_train_loader
+from xrf_sr_kedro.training.data import AUGMENTATIONS, PatchPairDataset, make_train_loader
 from xrf_sr_kedro.training.distributed import (
     DistributedContext,
     all_reduce_sum,
@@ -55,6 +56,12 @@ from xrf_sr_kedro.training.distributed import (
 from xrf_sr_kedro.types import PatchPairs
 
 logger = logging.getLogger(__name__)
+
+#: ``TrainConfig.loss`` name -> the loss function.
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "l1": F.l1_loss,
+    "l2": F.mse_loss,
+}
 
 
 
@@ -88,6 +95,13 @@ class TrainConfig:
         Cap on optimiser steps per epoch (quick runs); ``None`` for full epochs.
     num_threads : int or None
         ``torch.set_num_threads`` during training; ``None`` leaves it alone.
+    augmentation : {"flips", "dihedral"}
+        Random transforms of the pairs: ``"flips"`` (along x, y, both; the default)
+        are the ones that commute with the fly-scan (its motion blur is along x);
+        ``"dihedral"`` adds quarter turns and transposes (the usual SR recipe), which
+        put the motion blur on the slow axis for half the pairs.
+    loss : {"l1", "l2"}
+        Pixel loss: mean absolute (the paper) or mean squared error.
     """
 
     epochs: int = 250
@@ -102,6 +116,8 @@ class TrainConfig:
     amp: bool = True
     max_train_batches_per_epoch: int | None = None
     num_threads: int | None = None
+    augmentation: Literal["flips", "dihedral"] = "flips"
+    loss: Literal["l1", "l2"] = "l1"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -119,6 +135,11 @@ class TrainConfig:
                 )
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(
+                f"augmentation must be one of {sorted(AUGMENTATIONS)}, got {self.augmentation!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
         if not (0 < self.lr_gamma <= 1):
             raise ValueError(f"lr_gamma must be in (0, 1], got {self.lr_gamma}")
 
@@ -349,7 +370,8 @@ def _fit(
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[dev.index] if dev.type == "cuda" else None
         )
-    dataset = PatchPairDataset(train, augment=True, seed=cfg.seed)
+    dataset = PatchPairDataset(train, augment=True, seed=cfg.seed,
+                               transforms=AUGMENTATIONS[cfg.augmentation])
     loader, sampler = make_train_loader(
         dataset, cfg.batch_size // ctx.world_size, ctx.world_size, ctx.rank, cfg.seed
     )
@@ -423,7 +445,7 @@ def _train_one_epoch(
     ctx: DistributedContext,
     epoch: int,
 ) -> float:
-    """One pass over this rank's shard; returns the global mean L1 loss."""
+    """One pass over this rank's shard; returns the global mean training loss."""
     n_batches = len(loader)
     if cfg.max_train_batches_per_epoch is not None:
         n_batches = min(n_batches, cfg.max_train_batches_per_epoch)
@@ -443,7 +465,7 @@ def _train_one_epoch(
                 dev.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None
             ):
                 out = net(low_res)
-            loss = F.l1_loss(out.float(), high_res)
+            loss = LOSSES[cfg.loss](out.float(), high_res)
             if scaler is not None:
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
