@@ -5,7 +5,9 @@ Run: ``PYTHONPATH=src python benchmarks/enhancement.py [--n-maps 91] [--repeats 
 Measured in one run (the machine may be shared, so compare the ratios):
 
 1. A default-like stack of 91 projections of 64 x 64 px, ``small`` preset (untrained
-   weights: speed does not depend on them): the engine (``enhance_maps``, defaults)
+   weights: speed does not depend on them): the engine (``enhance_maps``, defaults but
+   ``self_ensemble=False``, so both do one forward pass a map; the self-ensemble's cost is
+   printed as ``self_ensemble_cost_x``)
    against a naive loop calling ``model(x)`` on one map at a time (no batching, no
    tiling, eager float32, ``torch.inference_mode``).
 2. Output megapixels per second of the engine for the ``small`` and ``paper``
@@ -32,6 +34,7 @@ machine varies several-fold from run to run.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import time
@@ -77,6 +80,12 @@ def timed(fn, repeats: int) -> tuple[float, object]:
     return best, result
 
 
+#: The engine on the same work as the naive loop: one forward pass a map.  The pipeline's
+#: flip self-ensemble (``enhancement.engine.self_ensemble``, on by default) runs four;
+#: its cost is measured separately (``self_ensemble_cost_x``).
+run_engine = functools.partial(enhance_maps, self_ensemble=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-maps", type=int, default=91)
@@ -105,9 +114,9 @@ def main() -> None:
     stack = smooth_maps(args.n_maps, 64)
     out_mpx = args.n_maps * (64 * 4) ** 2 / 1e6
     naive_loop(small, stack[:2])  # warm-up
-    enhance_maps(small, stack[:2], 4, precision="float32", progress=False)
+    run_engine(small, stack[:2], 4, precision="float32", progress=False)
     f_naive = lambda: naive_loop(small, stack)  # noqa: E731
-    f_engine = lambda: enhance_maps(small, stack, 4, precision="float32",  # noqa: E731
+    f_engine = lambda: run_engine(small, stack, 4, precision="float32",  # noqa: E731
                                     progress=False)
     t_naive, _ = timed(f_naive, args.repeats)
     t_engine, _ = timed(f_engine, args.repeats)
@@ -115,27 +124,32 @@ def main() -> None:
                  CPU_SECONDS[id(f_naive)], out_mpx))
     rows.append((f"engine,     small, {args.n_maps} x 64x64", t_engine,
                  CPU_SECONDS[id(f_engine)], out_mpx))
-    f_small_bf16 = lambda: enhance_maps(small, stack, 4, precision="bfloat16",  # noqa: E731
+    f_small_bf16 = lambda: run_engine(small, stack, 4, precision="bfloat16",  # noqa: E731
                                         progress=False)
-    enhance_maps(small, stack[:2], 4, precision="bfloat16", progress=False)  # warm-up
+    run_engine(small, stack[:2], 4, precision="bfloat16", progress=False)  # warm-up
     t_small_bf16, _ = timed(f_small_bf16, args.repeats)
     rows.append((f"engine bf16, small, {args.n_maps} x 64x64", t_small_bf16,
                  CPU_SECONDS[id(f_small_bf16)], out_mpx))
     speedup = t_naive / t_engine
+    f_ens = lambda: enhance_maps(small, stack, 4, precision="float32",  # noqa: E731
+                                 progress=False, self_ensemble=True)
+    t_ens, _ = timed(f_ens, args.repeats)
+    rows.append((f"engine + self-ensemble, small, {args.n_maps} x 64x64", t_ens,
+                 CPU_SECONDS[id(f_ens)], out_mpx))
 
     # 2./3. paper preset: one 140 x 140 map (plain forward vs engine)
     paper = build_model("paper").eval()
     one = smooth_maps(1, 140, seed=1)
     x = torch.from_numpy((one[0] - one.min()) / (one.max() - one.min()))[None, None]
     f_plain = lambda: paper(x)  # noqa: E731
-    f_paper = lambda: enhance_maps(paper, one, 4, precision="float32",  # noqa: E731
+    f_paper = lambda: run_engine(paper, one, 4, precision="float32",  # noqa: E731
                                    progress=False)
-    f_bf16 = lambda: enhance_maps(paper, one, 4, precision="bfloat16", progress=False)  # noqa: E731
+    f_bf16 = lambda: run_engine(paper, one, 4, precision="bfloat16", progress=False)  # noqa: E731
     with torch.inference_mode():
         paper(x[..., :32, :32])  # warm-up
         t_plain, y_plain = timed(f_plain, args.repeats)
-    enhance_maps(paper, one[:, :32, :32], 4, precision="float32", progress=False)  # warm-up
-    enhance_maps(paper, one[:, :32, :32], 4, precision="bfloat16", progress=False)
+    run_engine(paper, one[:, :32, :32], 4, precision="float32", progress=False)  # warm-up
+    run_engine(paper, one[:, :32, :32], 4, precision="bfloat16", progress=False)
     t_paper, res_paper = timed(f_paper, args.repeats)
     t_bf16, res_bf16 = timed(f_bf16, args.repeats)
     mpx_140 = (140 * 4) ** 2 / 1e6
@@ -165,9 +179,9 @@ def main() -> None:
         from xrf_sr_kedro.io.checkpoint import load_checkpoint, model_from_checkpoint
 
         trained = model_from_checkpoint(load_checkpoint(args.checkpoint))
-        a = enhance_maps(trained, one, 4, precision="float32",
+        a = run_engine(trained, one, 4, precision="float32",
                          progress=False).data.astype(np.float64)
-        b = enhance_maps(trained, one, 4, precision="bfloat16", progress=False).data
+        b = run_engine(trained, one, 4, precision="bfloat16", progress=False).data
         print(f"bf16 accuracy cost with {args.checkpoint}: rel RMS "
               f"{np.sqrt(np.mean((b - a) ** 2)) / np.sqrt(np.mean(a ** 2)):.2e}")
     print(f"small stack, bf16 engine vs naive: x{t_naive / t_small_bf16:.2f}")
@@ -177,6 +191,7 @@ def main() -> None:
     print(f"small preset output throughput: engine {out_mpx / t_engine:.3f} Mpx/s, "
           f"naive {out_mpx / t_naive:.3f} Mpx/s")
     print(f"paper preset output throughput: engine {mpx_140 / t_paper:.3f} Mpx/s")
+    print(f"self_ensemble_cost_x: {t_ens / t_engine:.2f}  (float32, small stack; 4 passes a map)")
     # Headlines: the engine as the pipeline ships it (conf/base: precision auto, which
     # picks bf16 only where it is native); float32 figures first, for reference.
     auto = resolve_precision("auto", "cpu")
