@@ -422,8 +422,8 @@ def _fit(
             if improved:
                 save_checkpoint(best_path, checkpoint)
             logger.info(
-                "epoch %d/%d: train L1 %.5f, val PSNR %.2f dB (bicubic %.2f dB), %.1f s",
-                completed, cfg.epochs, train_l1, entry["val_psnr"], entry["bicubic_psnr"],
+                "epoch %d/%d: train %s loss %.5f, val PSNR %.2f dB (bicubic %.2f dB), %.1f s",
+                completed, cfg.epochs, cfg.loss.upper(), train_l1, entry["val_psnr"], entry["bicubic_psnr"],
                 entry["epoch_time_s"],
             )
             if on_epoch_end is not None:
