@@ -66,6 +66,7 @@ MIXES: dict[str, dict | None] = {
     "packings_micro": {"n_samples": 300, "n_volumes": 75},
     "packings_nat25": {"n_samples": 0, "n_volumes": 225, "natural_fraction": 0.25},
     "packings_micro_nat25": {"n_samples": 225, "n_volumes": 112, "natural_fraction": 0.25},
+    "smoke": {"n_samples": 2, "n_volumes": 2},  # seconds: checks the wiring
 }
 
 
