@@ -13,6 +13,20 @@ Usage::
     OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/recipe_runs.py \\
         --runs dihedral,flips,flips_l2 --epochs 6 --steps 150
 
+Training-data mixes (issue 13, second round): ``--mixes`` names entries of
+:data:`MIXES` (``file``: the catalog's ``application_training_pairs``; the others
+rebuild conf/base's training set with more or fewer microstructures, projected 3-D
+particle packings and natural pairs, see ``physics.particle_packings``), and
+``--validation particle_packings`` builds the validation region from the 3-D
+generator (held-out seed 2, 150 counts) instead of reading the catalog's file::
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/recipe_runs.py \
+        --runs flips_l2 --mixes packings,packings_micro --epochs 16 --steps 299 \
+        --validation particle_packings
+    # score existing checkpoints on that validation region (no training):
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice .venv/bin/python benchmarks/recipe_runs.py \
+        --validation particle_packings --score data/06_models/recipe/flips_l2_full16.pt
+
 Ends with ``<run>_<name>: value`` lines: best validation PSNR (dB), its gain over
 bicubic, the epoch, training CPU seconds (process time, all threads) and wall seconds.
 """
@@ -42,24 +56,77 @@ RUNS: dict[str, dict] = {
     "flips_lr3e-3": {"augmentation": "flips", "learning_rate": 3e-3},
 }
 
+#: mix name -> simulation.application_pairs fields that differ from conf/base (None: the file).
+#: conf/base: 600 microstructure samples x 2 elements (~1,193 maps) + as many natural pairs;
+#: the mixes keep ~1,200 simulated maps (packings: 150 volumes x 4 angles x 2 elements).
+MIXES: dict[str, dict | None] = {
+    "file": None,
+    "micro": {},  # conf/base rebuilt in-process (same as the file)
+    "packings": {"n_samples": 0, "n_volumes": 150},
+    "packings_micro": {"n_samples": 300, "n_volumes": 75},
+    "packings_nat25": {"n_samples": 0, "n_volumes": 225, "natural_fraction": 0.25},
+    "packings_micro_nat25": {"n_samples": 225, "n_volumes": 112, "natural_fraction": 0.25},
+    "smoke": {"n_samples": 2, "n_volumes": 2},  # seconds: checks the wiring
+}
 
-def pairs_with_counts(counts_range: tuple[float, float], natural_path: str, probe_path: str):
-    """conf/base's training set rebuilt with another dose band (counts per scan point)."""
+
+def _probe(probe_path: str):
+    from xrf_sr_kedro.datasets import ProbeDataset
+
+    return ProbeDataset(filepath=probe_path, pixel_size_nm=7.5, target_pixel_size_nm=7.5).load()
+
+
+def rebuilt_pairs(overrides: dict, natural_path: str, probe_path: str):
+    """conf/base's training set rebuilt with ``overrides`` of simulation.application_pairs."""
     import yaml
 
-    from xrf_sr_kedro.datasets import ProbeDataset
     from xrf_sr_kedro.physics.application_pairs import training_pairs
 
     conf = yaml.safe_load(Path("conf/base/parameters_simulation.yml").read_text())
-    p = dict(conf["simulation"]["application_pairs"])
-    p["counts_range"] = counts_range
-    probe = ProbeDataset(filepath=probe_path, pixel_size_nm=7.5, target_pixel_size_nm=7.5).load()
+    p = {**conf["simulation"]["application_pairs"], **overrides}
     return training_pairs(
-        probe, XRFHDF5Dataset(filepath=natural_path).load(), p["natural_fraction"], p["n_samples"],
-        p["size_px"], p["n_elements"], p["seed"], p["validation_seed"], p["projected_fraction"],
-        p["step_px"], tuple(p["counts_range"]), p["background_counts"], p["readout_sigma_counts"],
-        p["reprojection_fraction"], p["hf_noise_gain"], p["fast_axis"],
+        _probe(probe_path), XRFHDF5Dataset(filepath=natural_path).load(), p["natural_fraction"],
+        p["n_samples"], p["size_px"], p["n_elements"], p["seed"], p["validation_seed"],
+        p["projected_fraction"], p["step_px"], tuple(p["counts_range"]), p["background_counts"],
+        p["readout_sigma_counts"], p["reprojection_fraction"], p["hf_noise_gain"], p["fast_axis"],
+        p.get("n_volumes", 0), p.get("angles_per_volume", 4), p.get("volume_size_vox"),
     )
+
+
+def pairs_with_counts(counts_range: tuple[float, float], natural_path: str, probe_path: str):
+    """conf/base's training set rebuilt with another dose band (counts per scan point)."""
+    return rebuilt_pairs({"counts_range": counts_range}, natural_path, probe_path)
+
+
+def validation_pairs(source: str, path: str, probe_path: str):
+    """The validation region: the catalog's file, or rebuilt from conf/base with ``source``."""
+    if source == "file":
+        return XRFHDF5Dataset(filepath=path).load()
+    import yaml
+
+    from xrf_sr_kedro.physics.application_pairs import validation_region_pairs
+
+    conf = yaml.safe_load(Path("conf/base/parameters_simulation.yml").read_text())
+    v = {**conf["simulation"]["validation_region"], "source": source}
+    if source == "particle_packings" and "angles_per_volume" not in conf["simulation"]["validation_region"]:
+        v.update(n_samples=12, size_px=128, angles_per_volume=4)  # ~96 maps of 128 px
+    return validation_region_pairs(
+        _probe(probe_path), v["n_samples"], v["size_px"], v["seed"], v["mean_counts"],
+        v["background_counts"], v["readout_sigma_counts"], v["projected_fraction"], v["step_px"],
+        v["fast_axis"], v["source"], v.get("angles_per_volume", 4), v.get("volume_size_vox"),
+    )
+
+
+def score(checkpoints: list[str], val) -> None:
+    """Loop PSNR of existing checkpoints on ``val`` (the training's checkpoint criterion)."""
+    from xrf_sr_kedro.io.checkpoint import model_from_checkpoint
+    from xrf_sr_kedro.training.loop import evaluate
+
+    for path in checkpoints:
+        m = evaluate(model_from_checkpoint(load_checkpoint(path)), val, device="cpu")
+        name = Path(path).stem
+        print(f"{name}_val_psnr_db: {m['val_psnr']:.3f}")
+        print(f"{name}_val_gain_over_bicubic_db: {m['val_psnr'] - m['bicubic_psnr']:.3f}", flush=True)
 
 
 def main() -> None:
@@ -76,18 +143,39 @@ def main() -> None:
     ap.add_argument("--natural", default="data/05_model_input/pretraining_pairs.h5")
     ap.add_argument("--probe", default="data/01_raw/embedded/hxn_zone_plate_probe.npy")
     ap.add_argument("--tag", default="", help="suffix of the run names (e.g. the dose band)")
+    ap.add_argument("--mixes", default="file", help=f"training-data mixes, of {list(MIXES)}")
+    ap.add_argument("--validation-source", default="file",
+                    choices=("file", "microstructures", "particle_packings"),
+                    help="validation region: the catalog's file or rebuilt with this generator")
+    ap.add_argument("--score", default="", help="CKPT,...: only score these on the validation region")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    if args.counts_range:
-        lo, hi = (float(v) for v in args.counts_range.split(","))
-        train = pairs_with_counts((lo, hi), args.natural, args.probe)
-    else:
-        train = XRFHDF5Dataset(filepath=args.pairs).load()
-    val = XRFHDF5Dataset(filepath=args.validation).load()
+    torch.set_num_threads(args.threads)
+    val = validation_pairs(args.validation_source, args.validation, args.probe)
+    print(f"validation: {args.validation_source}, {len(val)} maps")
+    if args.score:
+        score(args.score.split(","), val)
+        return
     Path(args.out).mkdir(parents=True, exist_ok=True)
+    for mix in args.mixes.split(","):
+        t0 = time.perf_counter()
+        if args.counts_range:
+            lo, hi = (float(v) for v in args.counts_range.split(","))
+            train = pairs_with_counts((lo, hi), args.natural, args.probe)
+        elif MIXES[mix] is None:
+            train = XRFHDF5Dataset(filepath=args.pairs).load()
+        else:
+            train = rebuilt_pairs(MIXES[mix], args.natural, args.probe)
+        print(f"mix {mix}: {len(train)} training pairs ({train.metadata.get('counts')}), "
+              f"built in {time.perf_counter() - t0:.0f} s", flush=True)
+        train_runs(args, train, val, "" if mix == "file" else f"_{mix}")
+
+
+def train_runs(args, train, val, mix_tag: str) -> None:
+    """Every ``--runs`` recipe on ``train``, best epoch on ``val``; ``name: value`` lines."""
     first_decay = max(1, round(args.epochs * 11 / 16))  # conf/base: halve after 11 of 16, then every 2
     for recipe in args.runs.split(","):
-        run = recipe + args.tag
+        run = recipe + mix_tag + args.tag
         fields = {"learning_rate": 2e-3, **RUNS[recipe]}
         cfg = TrainConfig(
             epochs=args.epochs, batch_size=8, lr_first_decay_epoch=first_decay,

@@ -223,25 +223,37 @@ def training_pairs(
     reprojection_fraction: float = 0.0,
     hf_noise_gain: float = 0.125,
     fast_axis: FastAxis = "x",
+    n_volumes: int = 0,
+    angles_per_volume: int = 4,
+    volume_size_vox: int | None = None,
 ) -> PatchPairs:
     """The application-scale training set (one call for a pipeline node).
 
     ``n_samples`` microstructures (:func:`~xrf_sr_kedro.physics.microstructures.
-    microstructure_maps`, ``seed``; ``validation_seed`` is refused) made into pairs
-    by :func:`make_application_pairs`, mixed with a random subset of
+    microstructure_maps`, ``seed``; ``validation_seed`` is refused) and
+    ``n_volumes`` projected 3-D particle packings (:func:`~xrf_sr_kedro.physics.
+    particle_packings.packing_projection_maps`, ``angles_per_volume`` projections
+    each, same ``seed`` and guard; 0: none) made into pairs by
+    :func:`make_application_pairs`, mixed with a random subset of
     ``natural_pairs`` so that natural pairs are ``natural_fraction`` of the result
-    (``natural_pairs=None`` or ``natural_fraction=0``: microstructures only).  The
+    (``natural_pairs=None`` or ``natural_fraction=0``: simulated maps only).  The
     natural pairs must have the same patch shape (``size_px = lr_patch_px *
     step_px``).
     """
     from xrf_sr_kedro.physics.microstructures import microstructure_maps
+    from xrf_sr_kedro.physics.particle_packings import packing_projection_maps
 
     if not 0 <= natural_fraction < 1:
         raise ValueError(f"natural_fraction must be in [0, 1), got {natural_fraction!r}")
     maps = microstructure_maps(
         n_samples, size_px, probe.pixel_size_nm, n_elements, seed,
         forbidden_seeds=[validation_seed], projected_fraction=projected_fraction,
-    )
+    ) if n_samples > 0 else []
+    if n_volumes > 0:
+        maps += packing_projection_maps(
+            n_volumes, angles_per_volume, size_px, volume_size_vox, probe.pixel_size_nm,
+            n_elements, seed, forbidden_seeds=[validation_seed],
+        )
     mic = make_application_pairs(
         maps, probe, step_px, counts_range, background_counts, readout_sigma_counts,
         reprojection_fraction, hf_noise_gain, fast_axis, seed,
@@ -253,7 +265,7 @@ def training_pairs(
     nat = PatchPairs(natural_pairs.lr[pick], natural_pairs.hr[pick],
                      natural_pairs.lr_pixel_size_nm, natural_pairs.hr_pixel_size_nm,
                      natural_pairs.metadata)
-    logger.info("training mix: %d microstructure + %d natural pairs", len(mic), n_nat)
+    logger.info("training mix: %d simulated + %d natural pairs", len(mic), n_nat)
     return concat_pairs([mic, nat])
 
 
@@ -268,16 +280,30 @@ def validation_region_pairs(
     projected_fraction: float = 0.5,
     step_px: int = 4,
     fast_axis: FastAxis = "x",
+    source: str = "microstructures",
+    angles_per_volume: int = 4,
+    volume_size_vox: int | None = None,
 ) -> PatchPairs:
     """The simulated validation region that picks checkpoints and settings.
 
-    Microstructures with the held-out ``seed`` at the application dose (one dose,
-    ``mean_counts``); never the evaluation phantom.
+    Maps with the held-out ``seed`` at the application dose (one dose,
+    ``mean_counts``); never the evaluation phantom.  ``source="microstructures"``:
+    ``n_samples`` microstructures of ``size_px``; ``"particle_packings"``:
+    ``n_samples`` 3-D packings, ``angles_per_volume`` projections each cropped to
+    ``size_px`` (:func:`~xrf_sr_kedro.physics.particle_packings.packing_projection_maps`).
     """
-    from xrf_sr_kedro.physics.microstructures import microstructure_maps
+    if source == "particle_packings":
+        from xrf_sr_kedro.physics.particle_packings import packing_projection_maps
 
-    maps = microstructure_maps(n_samples, size_px, probe.pixel_size_nm, 2, seed,
-                               projected_fraction=projected_fraction)
+        maps = packing_projection_maps(n_samples, angles_per_volume, size_px, volume_size_vox,
+                                       probe.pixel_size_nm, 2, seed)
+    elif source == "microstructures":
+        from xrf_sr_kedro.physics.microstructures import microstructure_maps
+
+        maps = microstructure_maps(n_samples, size_px, probe.pixel_size_nm, 2, seed,
+                                   projected_fraction=projected_fraction)
+    else:
+        raise ValueError(f"source must be 'microstructures' or 'particle_packings', got {source!r}")
     return make_application_pairs(
         maps, probe, step_px, (mean_counts, mean_counts), background_counts,
         readout_sigma_counts, 0.0, 1.0, fast_axis, seed + 1000,

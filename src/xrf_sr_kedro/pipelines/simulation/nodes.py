@@ -116,7 +116,9 @@ class ApplicationPairsParams:
     """Training pairs at the application scale (docs/models.md, the recommended recipe).
 
     ``n_samples`` procedural microstructures of ``size_px``^2 fine pixels (one HR
-    patch; ``size_px / step_px`` LR pixels, the natural pairs' ``lr_patch_px``),
+    patch; ``size_px / step_px`` LR pixels, the natural pairs' ``lr_patch_px``) and
+    ``n_volumes`` random 3-D particle packings projected at ``angles_per_volume``
+    random angles (``volume_size_vox`` voxels across, default 1.5 ``size_px``),
     fly-scanned at doses log-uniform in ``counts_range`` (counts per point),
     ``reprojection_fraction`` of them with reprojection-like noise, mixed with
     natural pairs so that those are ``natural_fraction`` of the set.
@@ -137,14 +139,19 @@ class ApplicationPairsParams:
     reprojection_fraction: float = 0.5
     hf_noise_gain: float = 0.125
     fast_axis: Literal["x", "y"] = "x"
+    n_volumes: int = 0
+    angles_per_volume: int = 4
+    volume_size_vox: int | None = None
 
 
 @validated
 class ValidationRegionParams:
     """The held-out simulated region that picks checkpoints and the 3-D chain's network.
 
-    Microstructures (never the evaluation phantom) with their own ``seed`` at one
-    dose, ``mean_counts`` per scan point (the default run's Zn dose).
+    Microstructures or projected 3-D particle packings (``source``; never the
+    evaluation phantom) with their own ``seed`` at one dose, ``mean_counts`` per scan
+    point (the default run's Zn dose).  With ``particle_packings``, ``n_samples``
+    volumes give ``angles_per_volume`` maps each per element.
     """
 
     n_samples: int = 12
@@ -156,6 +163,9 @@ class ValidationRegionParams:
     projected_fraction: float = 0.5
     step_px: int = 4
     fast_axis: Literal["x", "y"] = "x"
+    source: Literal["microstructures", "particle_packings"] = "microstructures"
+    angles_per_volume: int = 4
+    volume_size_vox: int | None = None
 
 
 def _truth_projections(volume: Volume, angles_deg: np.ndarray) -> XRFStack:
@@ -257,7 +267,7 @@ def make_application_training_pairs(
         pairs.n_elements, pairs.seed, pairs.validation_seed, pairs.projected_fraction,
         pairs.step_px, tuple(pairs.counts_range), pairs.background_counts,
         pairs.readout_sigma_counts, pairs.reprojection_fraction, pairs.hf_noise_gain,
-        pairs.fast_axis,
+        pairs.fast_axis, pairs.n_volumes, pairs.angles_per_volume, pairs.volume_size_vox,
     )
 
 
@@ -268,7 +278,8 @@ def make_validation_region_pairs(
     return validation_region_pairs(
         probe_intensity, region.n_samples, region.size_px, region.seed, region.mean_counts,
         region.background_counts, region.readout_sigma_counts, region.projected_fraction,
-        region.step_px, region.fast_axis,
+        region.step_px, region.fast_axis, region.source, region.angles_per_volume,
+        region.volume_size_vox,
     )
 
 
