@@ -31,8 +31,16 @@ import numpy as np
 from xrf_sr_kedro.normalisation import minmax_range, normalise
 from xrf_sr_kedro.physics.flyscan import FastAxis, flyscan
 from xrf_sr_kedro.physics.noise import simulate_counts
+from xrf_sr_kedro.physics.particle_packings import DEFAULT_ANGLES_PER_VOLUME, packing_projection_maps
 from xrf_sr_kedro.validation import positive_int
 from xrf_sr_kedro.types import PatchPairs, ProbeIntensity
+
+#: Defaults of the application-scale pairs, shared by the functions below and the
+#: simulation pipeline's parameter classes (one source each).
+DEFAULT_COUNTS_RANGE = (20.0, 2000.0)   # counts per scan point, drawn log-uniformly
+DEFAULT_BACKGROUND_COUNTS = 2.0         # counts per scan point
+DEFAULT_READOUT_SIGMA_COUNTS = 0.5      # counts per scan point
+DEFAULT_HF_NOISE_GAIN = 0.125           # reprojection-like noise gain at Nyquist
 
 logger = logging.getLogger(__name__)
 
@@ -91,11 +99,11 @@ def make_application_pairs(
     maps: list[np.ndarray],
     probe: ProbeIntensity,
     step_px: int = 4,
-    counts_range: tuple[float, float] = (20.0, 2000.0),
-    background_counts: float = 2.0,
-    readout_sigma_counts: float = 0.5,
+    counts_range: tuple[float, float] = DEFAULT_COUNTS_RANGE,
+    background_counts: float = DEFAULT_BACKGROUND_COUNTS,
+    readout_sigma_counts: float = DEFAULT_READOUT_SIGMA_COUNTS,
     reprojection_fraction: float = 0.0,
-    hf_noise_gain: float = 0.125,
+    hf_noise_gain: float = DEFAULT_HF_NOISE_GAIN,
     fast_axis: FastAxis = "x",
     seed: int = 0,
 ) -> PatchPairs:
@@ -217,14 +225,14 @@ def training_pairs(
     validation_seed: int = 2,
     projected_fraction: float = 0.5,
     step_px: int = 4,
-    counts_range: tuple[float, float] = (20.0, 2000.0),
-    background_counts: float = 2.0,
-    readout_sigma_counts: float = 0.5,
+    counts_range: tuple[float, float] = DEFAULT_COUNTS_RANGE,
+    background_counts: float = DEFAULT_BACKGROUND_COUNTS,
+    readout_sigma_counts: float = DEFAULT_READOUT_SIGMA_COUNTS,
     reprojection_fraction: float = 0.0,
-    hf_noise_gain: float = 0.125,
+    hf_noise_gain: float = DEFAULT_HF_NOISE_GAIN,
     fast_axis: FastAxis = "x",
     n_volumes: int = 0,
-    angles_per_volume: int = 4,
+    angles_per_volume: int = DEFAULT_ANGLES_PER_VOLUME,
     volume_size_vox: int | None = None,
 ) -> PatchPairs:
     """The application-scale training set (one call for a pipeline node).
@@ -241,7 +249,6 @@ def training_pairs(
     step_px``).
     """
     from xrf_sr_kedro.physics.microstructures import microstructure_maps
-    from xrf_sr_kedro.physics.particle_packings import packing_projection_maps
 
     if not 0 <= natural_fraction < 1:
         raise ValueError(f"natural_fraction must be in [0, 1), got {natural_fraction!r}")
@@ -275,13 +282,13 @@ def validation_region_pairs(
     size_px: int = 256,
     seed: int = 2,
     mean_counts: float = 150.0,
-    background_counts: float = 2.0,
-    readout_sigma_counts: float = 0.5,
+    background_counts: float = DEFAULT_BACKGROUND_COUNTS,
+    readout_sigma_counts: float = DEFAULT_READOUT_SIGMA_COUNTS,
     projected_fraction: float = 0.5,
     step_px: int = 4,
     fast_axis: FastAxis = "x",
     source: str = "microstructures",
-    angles_per_volume: int = 4,
+    angles_per_volume: int = DEFAULT_ANGLES_PER_VOLUME,
     volume_size_vox: int | None = None,
 ) -> PatchPairs:
     """The simulated validation region that picks checkpoints and settings.
@@ -293,8 +300,7 @@ def validation_region_pairs(
     ``size_px`` (:func:`~xrf_sr_kedro.physics.particle_packings.packing_projection_maps`).
     """
     if source == "particle_packings":
-        from xrf_sr_kedro.physics.particle_packings import packing_projection_maps
-
+    
         maps = packing_projection_maps(n_samples, angles_per_volume, size_px, volume_size_vox,
                                        probe.pixel_size_nm, 2, seed)
     elif source == "microstructures":

@@ -53,6 +53,8 @@ logger = logging.getLogger(__name__)
 PACKING_SALT = 0x3D_9ACC
 #: Fine voxel size of the application (nm): 30 nm step / 4.
 DEFAULT_VOXEL_SIZE_NM = 7.5
+#: Projections drawn from each packing volume (random angles), one source for every caller.
+DEFAULT_ANGLES_PER_VOLUME = 4
 #: Particle families and their meaning (module docstring).
 FAMILIES = ("sphere", "ellipsoid", "rod", "core_shell", "agglomerate")
 #: Smallest and largest particle radius (nm).
@@ -354,7 +356,7 @@ def project_particle_volume(
 
 def packing_projection_maps(
     n_volumes: int,
-    angles_per_volume: int = 4,
+    angles_per_volume: int = DEFAULT_ANGLES_PER_VOLUME,
     size_px: int = 128,
     size_vox: int | None = None,
     voxel_size_nm: float = DEFAULT_VOXEL_SIZE_NM,

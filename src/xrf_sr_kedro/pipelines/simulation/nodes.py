@@ -13,7 +13,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from xrf_sr_kedro.physics.application_pairs import training_pairs, validation_region_pairs
+from xrf_sr_kedro.physics.application_pairs import (
+    DEFAULT_BACKGROUND_COUNTS,
+    DEFAULT_COUNTS_RANGE,
+    DEFAULT_HF_NOISE_GAIN,
+    DEFAULT_READOUT_SIGMA_COUNTS,
+    training_pairs,
+    validation_region_pairs,
+)
+from xrf_sr_kedro.physics.particle_packings import DEFAULT_ANGLES_PER_VOLUME
 from xrf_sr_kedro.physics.measurement import measure_stack
 from xrf_sr_kedro.physics.natural_images import split_training_images
 from xrf_sr_kedro.physics.pairs import make_patch_pairs
@@ -133,14 +141,14 @@ class ApplicationPairsParams:
     validation_seed: int = 2
     projected_fraction: float = 0.5
     step_px: int = 4
-    counts_range: tuple[float, float] = (20.0, 2000.0)
-    background_counts: float = 2.0
-    readout_sigma_counts: float = 0.5
+    counts_range: tuple[float, float] = DEFAULT_COUNTS_RANGE
+    background_counts: float = DEFAULT_BACKGROUND_COUNTS
+    readout_sigma_counts: float = DEFAULT_READOUT_SIGMA_COUNTS
     reprojection_fraction: float = 0.5
-    hf_noise_gain: float = 0.125
+    hf_noise_gain: float = DEFAULT_HF_NOISE_GAIN
     fast_axis: Literal["x", "y"] = "x"
     n_volumes: int = 0
-    angles_per_volume: int = 4
+    angles_per_volume: int = DEFAULT_ANGLES_PER_VOLUME
     volume_size_vox: int | None = None
 
 
@@ -158,13 +166,13 @@ class ValidationRegionParams:
     size_px: int = 256
     seed: int = 2
     mean_counts: float = 150.0
-    background_counts: float = 2.0
-    readout_sigma_counts: float = 0.5
+    background_counts: float = DEFAULT_BACKGROUND_COUNTS
+    readout_sigma_counts: float = DEFAULT_READOUT_SIGMA_COUNTS
     projected_fraction: float = 0.5
     step_px: int = 4
     fast_axis: Literal["x", "y"] = "x"
     source: Literal["microstructures", "particle_packings"] = "microstructures"
-    angles_per_volume: int = 4
+    angles_per_volume: int = DEFAULT_ANGLES_PER_VOLUME
     volume_size_vox: int | None = None
 
 
