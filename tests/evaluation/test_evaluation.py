@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from xrf_sr_kedro.evaluation.projections import ProjectionSettings, evaluate_projections
+from xrf_sr_kedro.evaluation.projections import ProjectionSettings, evaluate_projections, refinement_counterpart
+from xrf_sr_kedro.inference.refine import RefinementSettings, poisson_nll
 from xrf_sr_kedro.evaluation.tuning import TVTuning, tune_tv_on_region, tune_tv_on_simulated_region
 from xrf_sr_kedro.evaluation.report import build_report
 from xrf_sr_kedro.evaluation.scoring import MetricSettings
@@ -58,6 +61,42 @@ def test_a_perfect_method_beats_every_control_in_2d(truth, stacks):
     assert table.set_index("method").loc["raw"].finest_resolved_pair_nm != 30.0
     assert (others.fsc_vs_truth_nm > perfect.fsc_vs_truth_nm).all()
     assert {"projections_calibration_band.png", "projections_frc_directional.png"} <= set(figures)
+
+
+def test_refinement_row_is_the_selected_output_refined_only_when_the_pipeline_did_not(truth, stacks):
+    truth_proj, raw, probe = stacks
+    settings = ProjectionSettings(n_projections_2d=3, rl_iterations=5, tv_iterations=40)
+    refinement = RefinementSettings(anchor_weight=1.0, n_iter=5)
+    blurred = replace(truth_proj, data=gaussian_filter(truth_proj.data, (0, 0, 3, 3)),
+                      metadata={"refinement": {"enabled": False}})
+    table, _ = evaluate_projections(truth_proj, raw, blurred, {}, probe, truth.metadata["features"], 0.01,
+                                    settings, MetricSettings(), refinement)
+    assert table.method.tolist()[-2:] == ["selected", "selected_refined"]
+    rows = table.set_index("method")
+    # the row is computed, not copied: refinement pulls the output towards the counts
+    assert rows.loc["selected_refined"].psnr_db != rows.loc["selected"].psnr_db
+    # the pipeline's output already refined: no second refinement row
+    done = replace(blurred, metadata={"refinement": {"anchor_weight": 1.0, "n_iter": 5}})
+    table, _ = evaluate_projections(truth_proj, raw, done, {}, probe, truth.metadata["features"], 0.01,
+                                    settings, MetricSettings(), refinement)
+    assert "selected_refined" not in table.method.tolist()
+
+
+def test_refinement_counterpart_lowers_the_poisson_nll_of_the_counts(stacks):
+    truth_proj, raw, probe = stacks
+    zn = raw.select_elements(["Zn_K"]).data[0]  # counts per scan point
+    # an over-smoothed estimate on the counts scale of the measurement (one fine pixel a point)
+    proj = truth_proj.select_elements(["Zn_K"]).data[0]
+    blurred = gaussian_filter(proj, (0, 3, 3)) * (zn.mean() / flyscan(proj, probe.intensity, 4).mean())
+    selected = replace(truth_proj.select_elements(["Zn_K"]), data=blurred[None])
+    refined = refinement_counterpart(selected, raw.select_elements(["Zn_K"]), probe,
+                                     RefinementSettings(anchor_weight=1.0, n_iter=5))
+    assert refined.shape == blurred.shape
+    assert refined.sum() == pytest.approx(blurred.sum(), rel=1e-4)  # the total is kept
+    for k in range(len(zn)):
+        assert poisson_nll(refined[k], zn[k], probe.intensity, 4, 1.0) < poisson_nll(
+            blurred[k], zn[k], probe.intensity, 4, 1.0)
+    assert refinement_counterpart(selected, raw, probe, None) is None
 
 
 def test_directional_fsc_and_rayleigh_see_blur_along_the_axis_in_3d(truth):

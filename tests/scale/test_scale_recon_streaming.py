@@ -56,3 +56,17 @@ def test_streamed_volume_equals_in_memory_volume(tmp_path, algorithm):
 def test_small_stack_stays_in_memory_by_default():
     assert isinstance(reconstruct_stack(_stack(n_rows=2), n_iter=1), Volume)
     assert ReconSettings().streaming == "auto"
+
+
+def test_a_failed_streamed_reconstruction_leaves_no_scratch_folder(tmp_path, monkeypatch):
+    from xrf_sr_kedro.tomo import slabs
+
+    def broken(stack_path, volume_path, **_):
+        volume_path.write_bytes(b"partial")  # as a slab writer would have started
+        raise RuntimeError("worker lost")
+
+    monkeypatch.setattr(slabs, "reconstruct_slabs", broken)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        reconstruct_stack(_stack(), n_iter=1, streaming="on", streaming_dir=str(tmp_path / "s"),
+                          parallel={"mode": "serial"})
+    assert list((tmp_path / "s").iterdir()) == []

@@ -5,7 +5,10 @@ Methods (all from the same raw 30 nm projections, compared on the truth's 7.5 nm
 ``richardson_lucy`` and ``tv_deconvolution`` (classical, through the exact fly-scan
 operator), ``pretrained`` and ``fine_tuned`` (each network run on the projections here,
 plus any ablation checkpoints) and ``selected`` (the enhancement pipeline's output: the
-network chosen on the validation region, refined when refinement is on).  PSNR, SSIM and the FRC resolutions are medians over
+network chosen on the validation region, refined when refinement is on) and, when the
+pipeline ran with refinement off, ``selected_refined``: the same output refined here
+with the configured anchor weight and iterations, so the table shows the refinement's
+effect on and off on the same projections.  PSNR, SSIM and the FRC resolutions are medians over
 ``n_projections_2d`` evenly spaced projections; the Rayleigh test uses the projection
 closest to 0 degrees, where the rays run along the calibration rows and the pairs
 are seen at their full separation.
@@ -39,6 +42,7 @@ from xrf_sr_kedro.evaluation.scoring import (
 )
 from xrf_sr_kedro.evaluation.table import make_row, results_table
 from xrf_sr_kedro.inference.engine import enhance_maps
+from xrf_sr_kedro.inference.refine import RefinementSettings, refine_stack
 from xrf_sr_kedro.io.checkpoint import load_checkpoint, model_from_checkpoint
 from xrf_sr_kedro.metrics.image import match_intensity
 from xrf_sr_kedro.metrics.plots import plot_fsc, plot_side_by_side
@@ -55,10 +59,11 @@ __all__ = [
     "projection_estimates",
     "calibration_pairs_2d",
     "evaluate_projections",
+    "refinement_counterpart",
 ]
 
 
-_DIRECTIONAL_METHODS = ("raw", "tv_deconvolution", "pretrained", "fine_tuned", "selected")
+_DIRECTIONAL_METHODS = ("raw", "tv_deconvolution", "pretrained", "fine_tuned", "selected", "selected_refined")
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,27 @@ def projection_estimates(
     return estimates
 
 
+def refinement_counterpart(
+    selected: XRFStack, raw: XRFStack, probe_intensity: ProbeIntensity, refinement: RefinementSettings | None
+) -> np.ndarray | None:
+    """The pipeline's output refined here (``selected_refined``), when the pipeline ran
+    with refinement off; ``None`` when it ran with refinement on (its output is then
+    the refined one) or ``refinement`` is not given.
+
+    ``selected`` and ``raw`` hold the same frames of one element; the result is
+    ``selected.data[0]`` refined with ``refinement``'s anchor weight and iterations.
+    """
+    if refinement is None:
+        return None
+    done = selected.metadata.get("refinement")  # refine_if_enabled: {"enabled": False} or the settings
+    if done and done.get("enabled", True):
+        logger.info("2-D table: the selected output is already refined; no 'selected_refined' row")
+        return None
+    refined = refine_stack(selected, raw, probe_intensity, refinement.anchor_weight, refinement.n_iter,
+                           fast_axis=refinement.fast_axis, mode=refinement.mode)
+    return refined.data[0]
+
+
 def calibration_pairs_2d(features: list[dict], angle_deg: float, width_nm: float) -> list[FeaturePair]:
     """The phantom's pairs as seen in the projection at ``angle_deg`` (nm on the detector)."""
     return [project_pair(p, angle_deg, width_nm) for p in pairs_from_features(features)]
@@ -145,8 +171,10 @@ def evaluate_projections(
     tv_weight: float,
     settings: ProjectionSettings,
     metrics: MetricSettings,
+    refinement: RefinementSettings | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Figure]]:
-    """The 2-D method table and its figures (FRC curves, calibration band, panels)."""
+    """The 2-D method table and its figures (FRC curves, calibration band, panels);
+    with ``refinement``, also the ``selected_refined`` row (:func:`refinement_counterpart`)."""
     element = settings.element
     px = truth_projections.pixel_size_nm
     scale = round(raw_xrf.pixel_size_nm / px)
@@ -155,10 +183,14 @@ def evaluate_projections(
     zero = _closest_to_zero(raw_xrf.angles_deg)
     used = np.unique(np.append(frames, zero))
     probe = resample_probe(probe_intensity, px)
+    raw_used = raw_xrf.select_elements([element]).select_frames(used)
+    selected_used = enhanced_xrf.select_elements([element]).select_frames(used)
     estimates = projection_estimates(
-        raw_xrf.select_elements([element]).data[0, used], scale, probe.intensity, models,
-        enhanced_xrf.select_elements([element]).data[0, used], tv_weight, settings,
+        raw_used.data[0], scale, probe.intensity, models, selected_used.data[0], tv_weight, settings,
     )
+    refined = refinement_counterpart(selected_used, raw_used, probe, refinement)
+    if refined is not None:
+        estimates["selected_refined"] = refined
     truth = truth_all[used]
     pairs = calibration_pairs_2d(features, float(raw_xrf.angles_deg[zero]), truth.shape[-1] * px)
     at_zero, in_frames = int(np.flatnonzero(used == zero)[0]), np.isin(used, frames)
@@ -205,9 +237,10 @@ def evaluate_projection_methods(
     tv_weight: float,
     settings: ProjectionSettings,
     metrics: MetricSettings,
+    refinement: RefinementSettings | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Figure]]:
     """:func:`evaluate_projections` with the networks (``{"pretrained": checkpoint,
     "fine_tuned": checkpoint}``) loaded from their checkpoints."""
     models = load_models(checkpoints, settings.ablation_checkpoints)
     return evaluate_projections(truth_projections, raw_xrf, enhanced_xrf, models, probe_intensity,
-                                features, tv_weight, settings, metrics)
+                                features, tv_weight, settings, metrics, refinement)

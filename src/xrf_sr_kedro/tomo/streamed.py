@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
@@ -150,5 +151,9 @@ def reconstruct_stack_streamed(
             output_scale=output_scale, units=stack.units, metadata=metadata,
         )
         return replace(volume, scratch=True)
+    except BaseException:
+        # a failed or interrupted reconstruction leaves no debris: its folder goes too
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     finally:
         stack_path.unlink(missing_ok=True)

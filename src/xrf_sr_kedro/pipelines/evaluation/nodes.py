@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from xrf_sr_kedro.evaluation import controls, experiments, projections, report, tuning
 from xrf_sr_kedro.evaluation.scoring import MetricSettings as _MetricSettings
+from xrf_sr_kedro.inference.refine import RefinementSettings
 from xrf_sr_kedro.pipelines._params import validated
 from xrf_sr_kedro.tomo.recon import ReconSettings
 from xrf_sr_kedro.types import ProbeIntensity, Volume, XRFStack
@@ -22,6 +23,7 @@ ProjectionSettings = validated(projections.ProjectionSettings)
 TVTuning = validated(tuning.TVTuning)
 ReconParams = validated(ReconSettings)
 VolumeParams = validated(controls.VolumeSettings)
+RefinementParams = validated(RefinementSettings)
 
 
 def tune_tv_weight(
@@ -53,12 +55,14 @@ def evaluate_projections(
     tv_weight: float,
     settings: ProjectionSettings,
     metrics: MetricSettings,
+    refinement: RefinementParams,
 ) -> tuple[pd.DataFrame, dict[str, Figure]]:
-    """2-D comparison of every method with the truth projections, on the truth's grid."""
+    """2-D comparison of every method with the truth projections, on the truth's grid
+    (with the refinement's effect on the selected output: ``selected_refined``)."""
     return projections.evaluate_projection_methods(
         truth_projections, raw_xrf, enhanced_xrf,
         {"pretrained": pretrained_model, "fine_tuned": fine_tuned_model}, probe_intensity,
-        truth_volume.metadata.get("features", []), tv_weight, settings, metrics,
+        truth_volume.metadata.get("features", []), tv_weight, settings, metrics, refinement,
     )
 
 

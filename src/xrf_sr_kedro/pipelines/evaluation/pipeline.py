@@ -24,7 +24,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 nodes.evaluate_projections,
                 ["truth_projections", "raw_xrf", "enhanced_xrf", "pretrained_model", "fine_tuned_model", "probe_intensity",
-                 "truth_volume", "tv_weight", PROJECTIONS, METRICS],
+                 "truth_volume", "tv_weight", PROJECTIONS, METRICS, "params:enhancement.refinement"],
                 ["projection_results", "projection_figures"],
                 name="evaluate_projections_against_truth",
             ),
