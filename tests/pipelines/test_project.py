@@ -75,7 +75,7 @@ def test_tiny_end_to_end_run_writes_every_output(project_copy):
     ]
     two_d = results[results.dims == "2D"]
     assert list(two_d.method) == [
-        "raw", "bicubic", "richardson_lucy", "tv_deconvolution", "pretrained", "fine_tuned", "selected",
+        "raw", "bicubic", "richardson_lucy", "tv_deconvolution", "pretrained", "fine_tuned", "selected", "selected_refined",
     ]
     three_d = results[results.dims == "3D"]
     more_angles = three_d[three_d.experiment.str.contains("-> 20 reprojections")]
