@@ -272,7 +272,7 @@ def enhance_stack_streamed(
     """
     from xrf_sr_kedro.inference.engine import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX
     from xrf_sr_kedro.inference.precision import resolve_precision
-    from xrf_sr_kedro.inference.stack import _scale_of, enhancement_metadata
+    from xrf_sr_kedro.inference.stack import enhancement_metadata, model_scale
     from xrf_sr_kedro.inference.units import per_fine_pixel
     from xrf_sr_kedro.parallel import worker_device
 
@@ -282,8 +282,9 @@ def enhance_stack_streamed(
         )
     if stack.angles_deg is None:
         raise ValueError("cannot stream an enhancement of a stack without angles (exchange/theta)")
-    cfg = parallel if isinstance(parallel, ParallelConfig) else ParallelConfig(**dict(parallel or {}))
-    scale = _scale_of(model, checkpoint_info)
+    cfg = (parallel if isinstance(parallel, ParallelConfig)
+           else ParallelConfig(**dict(parallel or {})))
+    scale = model_scale(model, checkpoint_info)
     names = list(elements) if elements else list(stack.elements)
     missing = [e for e in names if e not in stack.elements]
     if missing:

@@ -49,6 +49,8 @@ __all__ = [
     "enhance_or_stream",
     "enhance_stack",
     "enhance_with_checkpoint",
+    "enhancement_metadata",
+    "model_scale",
     "use_enhancement_streaming",
 ]
 
@@ -209,7 +211,8 @@ _CHECKPOINT_KEYS = ("path", "preset", "config", "training_data", "parent", "epoc
                     "metrics", "train_config", "format_version")
 
 
-def _scale_of(model: nn.Module, checkpoint_info: dict[str, Any]) -> int:
+def model_scale(model: nn.Module, checkpoint_info: dict[str, Any]) -> int:
+    """The upsampling factor: the checkpoint's ``config["scale"]``, else ``model.config.scale``."""
     for config in (checkpoint_info.get("config"), getattr(model, "config", None)):
         value = config.get("scale") if isinstance(config, dict) else getattr(config, "scale", None)
         if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -268,7 +271,7 @@ def enhance_stack(
         raise TypeError(f"stack must be an XRFStack, got {type(stack).__name__}")
     if not isinstance(checkpoint_info, dict):
         raise TypeError(f"checkpoint_info must be a dict, got {type(checkpoint_info).__name__}")
-    scale = _scale_of(model, checkpoint_info)
+    scale = model_scale(model, checkpoint_info)
     probe = kwargs.get("probe_intensity")
     if isinstance(probe, ProbeIntensity) and not math.isclose(
         probe.pixel_size_nm, stack.pixel_size_nm / scale, rel_tol=1e-3
