@@ -3,7 +3,10 @@
 A reconstructed volume holds ``n_elements * n_rows * W * W`` voxels: for 51 rows of
 a 1750 px wide stack that is 0.6 GB per element, for an enhanced 2048-row stack
 (8192 px) 2 TiB.  The projections themselves are ``W / n_angles`` times smaller per
-row, so they are kept in memory by the catalog; only the volume must not be.
+row, so the measured ones and the reprojections are kept in memory by the catalog;
+the enhanced reprojections, 16x larger, may come as a lazy
+:class:`~xrf_sr_kedro.io.chunked.ChunkedStack` (the streamed enhancement), which is
+read here one row slab at a time.
 
 :func:`use_streaming` decides (``streaming: auto`` streams above
 ``streaming_min_voxels`` voxels); :func:`reconstruct_stack_streamed` writes the stack
