@@ -7,13 +7,22 @@ writes the result into a chunked stack file with the pixel size divided by the
 scale, so that a stack of any length is enhanced in the memory of one slab.
 Slabs run here or on Dask workers (:mod:`xrf_sr_kedro.parallel`).
 :func:`enhance_stack_file` does this with the enhancement engine.
+:func:`enhance_stack_streamed` is the streamed counterpart of
+:func:`xrf_sr_kedro.inference.stack.enhance_stack` for a whole stack (in memory
+or lazy): every element of ``frames_per_slab`` frames at a time (so a
+multi-channel network sees the elements of a projection together), into a
+scratch stack file carrying the same units and ``enhancement`` record.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +32,13 @@ from xrf_sr_kedro.parallel import ParallelConfig, client_for, map_slabs, task_se
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["stream_frames", "enhance_frames", "enhance_stack_file"]
+__all__ = [
+    "DEFAULT_FRAMES_PER_SLAB", "stream_frames", "enhance_frames", "enhance_stack_file",
+    "enhance_stack_streamed",
+]
+
+#: Maps (frames, every element) per slab of the streamed enhancement: the unit of memory.
+DEFAULT_FRAMES_PER_SLAB = 8
 
 
 def _frames_task(
@@ -51,7 +66,7 @@ def stream_frames(
     scale: int,
     *,
     fn_kwargs: dict[str, Any] | None = None,
-    frames_per_slab: int = 8,
+    frames_per_slab: int = DEFAULT_FRAMES_PER_SLAB,
     parallel: ParallelConfig | None = None,
     client: Any = None,
     max_in_flight: int | None = None,
@@ -137,7 +152,7 @@ def enhance_stack_file(
     out_path: str | os.PathLike,
     scale: int,
     *,
-    frames_per_slab: int = 8,
+    frames_per_slab: int = DEFAULT_FRAMES_PER_SLAB,
     parallel: ParallelConfig | None = None,
     client: Any = None,
     progress: bool = True,
@@ -169,3 +184,168 @@ def enhance_stack_file(
         fn_kwargs={"progress": False, **engine_kwargs, "model": model, "scale": scale},
         units=units, metadata=extra,
     )
+
+
+def _enhance_slab(
+    slab: tuple[int, int],
+    *,
+    stack: ChunkedStack,
+    model: Any,
+    scale: int,
+    device: str,
+    threads: int,
+    engine_kwargs: dict[str, Any],
+) -> Any:
+    """One task: frames ``a0:a1`` of every element through the engine (its layout)."""
+    from xrf_sr_kedro.inference.engine import enhance_maps
+
+    a0, a1 = slab
+    dev = task_setup(device, threads)
+    maps = np.stack([stack.read_frames(e, a0, a1) for e in range(stack.shape[0])], axis=1)
+    return enhance_maps(model, maps, scale, device=dev, progress=False, **engine_kwargs)
+
+
+def _write_coarse(path: Path, stack: Any, index: list[int], frames_per_slab: int) -> ChunkedStack:
+    """The selected elements of ``stack`` (``XRFStack`` or ``ChunkedStack``) into a stack
+    file the slab tasks read, one frame slab at a time."""
+    lazy = isinstance(stack, ChunkedStack)
+    n_frames = stack.shape[1] if lazy else stack.n_frames
+    rows, width = stack.shape_hw
+    with stack_writer(
+        path, (len(index), n_frames, rows, width), stack.pixel_size_nm,
+        [stack.elements[e] for e in index], stack.angles_deg, units=stack.units,
+        metadata=stack.metadata, chunk_rows=min(64, rows),
+    ) as w:
+        for k, e in enumerate(index):
+            for a0, a1 in slab_ranges(n_frames, frames_per_slab):
+                w[k, a0:a1] = stack.read_frames(e, a0, a1) if lazy else stack.data[e, a0:a1]
+    return open_stack(path)
+
+
+def enhance_stack_streamed(
+    model: Any,
+    stack: Any,
+    checkpoint_info: dict[str, Any],
+    *,
+    elements: Sequence[str] | None = None,
+    frames_per_slab: int = DEFAULT_FRAMES_PER_SLAB,
+    streaming_dir: str | os.PathLike | None = None,
+    parallel: ParallelConfig | Mapping[str, Any] | None = None,
+    progress: bool = True,
+    **engine_kwargs: Any,
+) -> ChunkedStack:
+    """Enhance a stack slab by slab into a scratch stack file: peak memory of one slab.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network; its ``config.scale`` (or the checkpoint's) is the scale.
+    stack : XRFStack or ChunkedStack
+        Measured maps with angles, in memory or lazy.
+    checkpoint_info : dict
+        As in :func:`xrf_sr_kedro.inference.stack.enhance_stack` (recorded).
+    elements : sequence of str, optional
+        Element lines to enhance (default all).
+    frames_per_slab : int
+        Frames (of every element) per task: the unit of memory.
+    streaming_dir : path-like, optional
+        Folder in which each call makes a new ``xrf_sr_enhance_*`` folder for the
+        selected input (deleted afterwards) and the output ``enhanced.h5``; default
+        the system's temporary folder (on a cluster: a file system the workers share).
+    parallel : ParallelConfig or mapping, optional
+        Where slabs run (``params:parallel``; default ``mode: auto``).
+    progress : bool
+        Report per-slab progress.
+    **engine_kwargs
+        Of :func:`xrf_sr_kedro.inference.engine.enhance_maps` (``tile_px``,
+        ``overlap_px``, ``batch_size``, ``precision``, ``probe_intensity`` on the
+        enhanced grid, ``fast_axis``, ``self_ensemble``); ``precision="auto"`` is
+        resolved here for the slabs' device and recorded.
+
+    Returns
+    -------
+    ChunkedStack
+        Lazy handle marked ``scratch`` (the catalog moves the file into place), in
+        counts per fine pixel with the units, pixel sizes and ``enhancement`` record
+        of :func:`~xrf_sr_kedro.inference.stack.enhance_stack`.  A failed or
+        interrupted run leaves no files.
+    """
+    from xrf_sr_kedro.inference.engine import DEFAULT_OVERLAP_PX, DEFAULT_TILE_PX
+    from xrf_sr_kedro.inference.precision import resolve_precision
+    from xrf_sr_kedro.inference.stack import enhancement_metadata, model_scale
+    from xrf_sr_kedro.inference.units import per_fine_pixel
+    from xrf_sr_kedro.parallel import worker_device
+
+    if int(frames_per_slab) != frames_per_slab or frames_per_slab < 1:
+        raise ValueError(
+            f"parameter enhancement.engine frames_per_slab must be >= 1, got {frames_per_slab!r}"
+        )
+    if stack.angles_deg is None:
+        raise ValueError("cannot stream an enhancement of a stack without angles (exchange/theta)")
+    cfg = (parallel if isinstance(parallel, ParallelConfig)
+           else ParallelConfig(**dict(parallel or {})))
+    scale = model_scale(model, checkpoint_info)
+    names = list(elements) if elements else list(stack.elements)
+    missing = [e for e in names if e not in stack.elements]
+    if missing:
+        raise KeyError(f"element(s) {missing} not in stack; available: {list(stack.elements)}")
+    index = [list(stack.elements).index(e) for e in names]
+    kwargs = {"tile_px": DEFAULT_TILE_PX, "overlap_px": DEFAULT_OVERLAP_PX, **engine_kwargs,
+              "precision": resolve_precision(engine_kwargs.get("precision", "auto"),
+                                             worker_device(cfg.device))}
+    if streaming_dir is not None:
+        Path(streaming_dir).mkdir(parents=True, exist_ok=True)
+    # a new folder per call: two chains never share a file another's lazy handle reads
+    folder = Path(tempfile.mkdtemp(
+        prefix="xrf_sr_enhance_", dir=None if streaming_dir is None else str(streaming_dir)))
+    coarse_path, out_path = folder / "coarse.h5", folder / "enhanced.h5"
+    try:
+        coarse = _write_coarse(coarse_path, stack, index, frames_per_slab)
+        n_el, n_frames, rows, width = coarse.shape
+        slabs = slab_ranges(n_frames, frames_per_slab)
+        stats = {k: np.zeros((n_frames, n_el)) for k in
+                 ("lo", "hi", "conservation_scale", "n_clipped_negative")}
+        out_shape = (n_el, n_frames, rows * scale, width * scale)
+        enhancement, metadata = enhancement_metadata(
+            stack, scale, checkpoint_info, _Stats(**stats), total_pixels=int(np.prod(out_shape)),
+            **kwargs)
+        logger.info("streaming the enhancement of %d frame(s) x %d element(s), %d a slab, into %s",
+                    n_frames, n_el, frames_per_slab, out_path)
+        with stack_writer(
+            out_path, out_shape, coarse.pixel_size_nm / scale, coarse.elements,
+            coarse.angles_deg, units=enhancement["units"], metadata=metadata,
+            chunk_rows=min(64, out_shape[2]),
+        ) as out, client_for(cfg, len(slabs), None) as cl:
+
+            def write(i: int, result: Any) -> None:
+                a0, a1 = slabs[i]
+                for key, values in stats.items():
+                    values[a0:a1] = np.asarray(getattr(result, key)).reshape(a1 - a0, n_el)
+                out[:, a0:a1] = per_fine_pixel(result.data.transpose(1, 0, 2, 3), scale * scale)
+
+            map_slabs(
+                _enhance_slab, slabs, client=cl, on_result=write, desc="enhance slabs",
+                progress=progress, stack=coarse, model=model, scale=scale, device=cfg.device,
+                threads=cfg.threads_per_worker, engine_kwargs=kwargs,
+            )
+            # the per-map record is complete only now: the same as the in-memory path's
+            _, metadata = enhancement_metadata(
+                stack, scale, checkpoint_info, _Stats(**stats),
+                total_pixels=int(np.prod(out_shape)), **kwargs)
+            out.set_metadata(metadata)
+        return replace(open_stack(out_path), scratch=True)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    finally:
+        coarse_path.unlink(missing_ok=True)
+
+
+class _Stats:
+    """The engine's per-map bookkeeping gathered over slabs (engine layout (n_frames, n_elements))."""
+
+    def __init__(self, lo: np.ndarray, hi: np.ndarray, conservation_scale: np.ndarray,
+                 n_clipped_negative: np.ndarray) -> None:
+        self.lo, self.hi = lo.astype(np.float32), hi.astype(np.float32)
+        self.conservation_scale = conservation_scale
+        self.n_clipped_negative = n_clipped_negative.astype(np.int64)

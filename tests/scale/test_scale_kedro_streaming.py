@@ -2,10 +2,12 @@
 
 The ``tomography`` pipeline (tiny env, a small measured stack, an untrained tiny
 network) runs twice in one project copy: once as the default does (volumes in
-memory), once with ``tomography.recon.streaming: on`` and every volume entry of
-the catalog loading lazily (``lazy_min_voxels: 0``), so that the reprojections,
-the enhanced chain, the figures and the TIFF export all take the lazy
-``ChunkedVolume``.  The streamed run's volumes must equal the in-memory run's to
+memory), once with ``tomography.recon.streaming: on``,
+``enhancement.engine.streaming: on`` and every volume and enhanced-reprojection
+entry of the catalog loading lazily (``lazy_min_voxels: 0``), so that the
+reprojections, the enhanced chain, the figures and the TIFF export all take the
+lazy ``ChunkedVolume``, and the enhanced reprojections are streamed, moved into
+place, loaded as a lazy ``ChunkedStack`` and reconstructed by row slabs.  The streamed run's volumes must equal the in-memory run's to
 float32 rounding, be written chunked one slice per chunk (not the gzip frames of
 ``save_h5``), and leave nothing in the scratch folder (the files were moved, not
 copied).
@@ -64,10 +66,19 @@ def _run(project: Path, runtime_params: dict) -> None:
         session.run(pipeline_names=["tomography"])
 
 
+ENHANCED = {
+    "enhanced_reprojections": "07_model_output/enhanced_reprojections.h5",
+    "limited_projection_enhanced_reprojections":
+        "07_model_output/limited_projection_enhanced_reprojections.h5",
+}
+
+
 def _lazy_volume_entries(project: Path) -> dict:
-    """The base catalog's volume entries, each loading lazily whatever its size."""
+    """The base catalog's volume and enhanced-reprojection entries, each loading lazily
+    whatever its size."""
     base = yaml.safe_load((project / "conf" / "base" / "catalog.yml").read_text())
-    return {name: {**base[name], "lazy_min_voxels": 0} for name in VOLUMES}
+    assert all(base[name].get("lazy_stacks") for name in ENHANCED)
+    return {name: {**base[name], "lazy_min_voxels": 0} for name in (*VOLUMES, *ENHANCED)}
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +101,9 @@ def runs(tmp_path_factory, make_project_copy, tiny_checkpoint) -> dict[str, Path
             yaml.safe_dump(_lazy_volume_entries(project))
         )
         scratch = root / "scratch"
-        _run(project, {**FLOAT32, "tomography": {"recon": {
+        _run(project, {"enhancement": {"engine": {
+            "precision": "float32", "streaming": "on", "frames_per_slab": 5,
+            "streaming_dir": str(scratch)}}, "tomography": {"recon": {
             "streaming": "on", "slab_slices": 5, "streaming_dir": str(scratch)}}})
     finally:
         os.chdir(cwd)
@@ -129,6 +142,17 @@ def test_enhanced_chain_ran_on_lazy_volumes_and_matches(runs):
         np.testing.assert_allclose(streamed.angles_deg, whole.angles_deg)
         assert streamed.metadata["center_offset_nm"] == pytest.approx(
             whole.metadata["center_offset_nm"])
+    # the streamed enhancement (frame slabs) equals the in-memory one, written row-chunked
+    for rel in ENHANCED.values():
+        whole, streamed = load_h5(runs["in_memory"] / rel), load_h5(runs["streamed"] / rel)
+        assert streamed.data.shape == whole.data.shape and streamed.units == whole.units
+        np.testing.assert_allclose(streamed.data, whole.data, rtol=0,
+                                   atol=2e-5 * float(whole.data.max()))
+        assert streamed.metadata["enhancement"].keys() == whole.metadata["enhancement"].keys()
+        with h5py.File(runs["streamed"] / rel) as f:
+            assert f["exchange/data"].compression is None and f["exchange/data"].chunks[1] == 1
+        with h5py.File(runs["in_memory"] / rel) as f:
+            assert f["exchange/data"].compression == "gzip"
     enhanced = load_h5(runs["streamed"] / VOLUMES["enhanced_volume"])
     raw = load_h5(runs["streamed"] / VOLUMES["raw_volume"])
     assert enhanced.voxel_size_nm == pytest.approx(raw.voxel_size_nm / 4)

@@ -3,6 +3,9 @@
 Volumes larger than memory go through the same entries: a ``ChunkedVolume`` is
 saved slab by slab (or its scratch file moved into place) and a volume file above
 ``lazy_min_voxels`` loads as a lazy ``ChunkedVolume`` (:mod:`xrf_sr_kedro.io.volume_files`).
+Stacks likewise: a lazy ``ChunkedStack`` (the streamed enhancement's output) is
+moved into place or copied frame slab by frame slab, and an entry with
+``lazy_stacks: true`` loads a stack file above ``lazy_min_voxels`` values lazily.
 """
 
 from __future__ import annotations
@@ -15,13 +18,18 @@ from typing import Any
 from kedro.io.core import Version
 
 from xrf_sr_kedro.datasets._base import FileDataset
-from xrf_sr_kedro.io.chunked import ChunkedVolume
+from xrf_sr_kedro.io.chunked import ChunkedStack, ChunkedVolume
 from xrf_sr_kedro.io.hdf5 import load_h5, save_h5
 from xrf_sr_kedro.io.provenance import read_only_error, refuse_foreign_overwrite
-from xrf_sr_kedro.io.volume_files import OUT_OF_CORE_MIN_VOXELS, load_volume_file, save_volume
+from xrf_sr_kedro.io.volume_files import (
+    OUT_OF_CORE_MIN_VOXELS,
+    load_volume_file,
+    save_stack,
+    save_volume,
+)
 from xrf_sr_kedro.types import PatchPairs, Volume, XRFStack
 
-Data = XRFStack | Volume | PatchPairs | ChunkedVolume
+Data = XRFStack | Volume | PatchPairs | ChunkedVolume | ChunkedStack
 
 
 class XRFHDF5Dataset(FileDataset[Data]):
@@ -41,8 +49,12 @@ class XRFHDF5Dataset(FileDataset[Data]):
     output) and writes it chunked, one slice per chunk, without reading it whole;
     the streamed reconstruction's scratch file is moved into place, not copied.  A
     local volume file of more than ``lazy_min_voxels`` voxels loads as a
-    ``ChunkedVolume`` (slabs read on demand); smaller ones, and every stack, load
-    whole as before.
+    ``ChunkedVolume`` (slabs read on demand); smaller ones load whole as before.
+    Stacks larger than memory: ``save`` takes a lazy
+    :class:`~xrf_sr_kedro.io.chunked.ChunkedStack` (the streamed enhancement's
+    output, whose scratch file is moved into place), and with ``lazy_stacks: true``
+    a local stack file of more than ``lazy_min_voxels`` values loads as a
+    ``ChunkedStack``; without it every stack loads whole, as before.
 
     Examples
     --------
@@ -77,6 +89,7 @@ class XRFHDF5Dataset(FileDataset[Data]):
         load_args: dict[str, Any] | None = None,
         read_only: bool = False,
         lazy_min_voxels: int = OUT_OF_CORE_MIN_VOXELS,
+        lazy_stacks: bool = False,
         version: Version | None = None,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
@@ -98,6 +111,10 @@ class XRFHDF5Dataset(FileDataset[Data]):
             A volume file of more voxels (all elements) loads as a lazy
             ``ChunkedVolume`` (default 2**28, 1 GiB of float32: the streamed
             reconstruction's threshold); 0 loads every volume lazily.  Local files only.
+        lazy_stacks : bool
+            Also load a stack file of more than ``lazy_min_voxels`` values (all
+            elements and frames) as a lazy ``ChunkedStack``: only for entries whose
+            consumers take one (the enhanced reprojections).
         version : kedro.io.core.Version, optional
             Set by ``versioned: true`` in the catalog.
         credentials, fs_args : dict, optional
@@ -120,17 +137,20 @@ class XRFHDF5Dataset(FileDataset[Data]):
                 f"got {lazy_min_voxels!r}"
             )
         self._lazy_min_voxels = int(lazy_min_voxels)
+        self._lazy_stacks = bool(lazy_stacks)
 
     def _describe(self) -> dict[str, Any]:
         return {**self._base_describe(), "load_args": self._load_args,
-                "read_only": self.read_only, "lazy_min_voxels": self._lazy_min_voxels}
+                "read_only": self.read_only, "lazy_min_voxels": self._lazy_min_voxels,
+                "lazy_stacks": self._lazy_stacks}
 
     def load(self) -> Data:
         whole = partial(load_h5, **self._load_args)
         if self._protocol != "file":  # a copied remote file cannot be read lazily
             return self._load_with(whole)
         return self._load_with(
-            partial(load_volume_file, lazy_min_voxels=self._lazy_min_voxels, load=whole)
+            partial(load_volume_file, lazy_min_voxels=self._lazy_min_voxels, load=whole,
+                    lazy_stacks=self._lazy_stacks)
         )
 
     def save(self, data: Data) -> None:
@@ -143,5 +163,7 @@ def _save_unless_foreign(path: str, data: Data) -> None:
     refuse_foreign_overwrite(path)
     if isinstance(data, ChunkedVolume):
         save_volume(path, data)
+    elif isinstance(data, ChunkedStack):
+        save_stack(path, data)
     else:
         save_h5(path, data)

@@ -30,6 +30,7 @@ from xrf_sr_kedro.physics.dose import (
     residual_vs_noise,
 )
 from xrf_sr_kedro.tomo.prepare import PreparationResult
+from xrf_sr_kedro.io.chunked import ChunkedStack, ChunkedVolume, slab_ranges
 from xrf_sr_kedro.types import ProbeIntensity, Volume, XRFStack
 
 logger = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class ElementDose:
 
 def reprojection_consistency(
     reprojections: XRFStack,
-    enhanced_reprojections: XRFStack,
+    enhanced_reprojections: XRFStack | ChunkedStack,
     probe_intensity: ProbeIntensity,
     fast_axis: str = "x",
     mode: str = "fly",
@@ -145,29 +146,46 @@ def reprojection_consistency(
     """Relative L2 residual of the enhanced reprojections, re-degraded, against the reprojections.
 
     Uses :func:`xrf_sr_kedro.inference.consistency.data_consistency` with the probe
-    resampled to the enhanced grid; the step is the ratio of the pixel sizes.
+    resampled to the enhanced grid; the step is the ratio of the pixel sizes.  A lazy
+    enhanced stack (streamed enhancement) is read ``DEFAULT_FRAMES_PER_SLAB`` frames
+    at a time: ``sqrt(sum ||residual||^2 / sum ||measured||^2)`` over the slabs.
     """
     from xrf_sr_kedro.inference.consistency import data_consistency
     from xrf_sr_kedro.physics.probe import resample_probe
+    from xrf_sr_kedro.streaming import DEFAULT_FRAMES_PER_SLAB
 
     measured = reprojections
     if enhanced_reprojections.elements != measured.elements:
         measured = measured.select_elements(list(enhanced_reprojections.elements))
     step = round(measured.pixel_size_nm / enhanced_reprojections.pixel_size_nm)
     probe = resample_probe(probe_intensity, enhanced_reprojections.pixel_size_nm)
-    report = data_consistency(measured, enhanced_reprojections, probe.intensity, step,
-                              fast_axis=fast_axis, mode=mode)
-    return float(report["relative_l2_overall"])
+    if not isinstance(enhanced_reprojections, ChunkedStack):
+        report = data_consistency(measured, enhanced_reprojections, probe.intensity, step,
+                                  fast_axis=fast_axis, mode=mode)
+        return float(report["relative_l2_overall"])
+    residual_sq = measured_sq = 0.0
+    for a0, a1 in slab_ranges(enhanced_reprojections.n_frames, DEFAULT_FRAMES_PER_SLAB):
+        part = measured.select_frames(slice(a0, a1))
+        report = data_consistency(part, enhanced_reprojections.to_stack(a0, a1),
+                                  probe.intensity, step, fast_axis=fast_axis, mode=mode)
+        residual_sq += float(np.square(report["residual"]).sum())
+        measured_sq += float(np.square(part.data, dtype=np.float64).sum())
+    if measured_sq == 0.0:
+        return 0.0 if residual_sq == 0.0 else math.inf
+    return math.sqrt(residual_sq / measured_sq)
 
 
-def _output_row(name: str, obj: XRFStack | Volume | None) -> dict[str, str] | None:
+def _output_row(
+    name: str, obj: XRFStack | ChunkedStack | Volume | ChunkedVolume | None
+) -> dict[str, str] | None:
     if obj is None:
         return None
-    if isinstance(obj, XRFStack):
+    if isinstance(obj, (XRFStack, ChunkedStack)):
         grid = f"{obj.pixel_size_nm:.4g} nm pixels, {obj.n_frames} angles"
     else:
         grid = f"{obj.voxel_size_nm:.4g} nm voxels"
-    shape = " x ".join(str(s) for s in np.shape(obj.data))
+    lazy = isinstance(obj, (ChunkedStack, ChunkedVolume))
+    shape = " x ".join(str(s) for s in (obj.shape if lazy else np.shape(obj.data)))
     return {"name": name, "shape": shape, "grid": grid, "units": obj.units}
 
 
@@ -185,8 +203,8 @@ def real_data_report(
     residual_tolerance: float = 1.5,
     *,
     reprojections: XRFStack | None = None,
-    enhanced_reprojections: XRFStack | None = None,
-    enhanced_volume: Volume | None = None,
+    enhanced_reprojections: XRFStack | ChunkedStack | None = None,
+    enhanced_volume: Volume | ChunkedVolume | None = None,
     probe_intensity: ProbeIntensity | None = None,
     fast_axis: str = "x",
     mode: str = "fly",

@@ -46,6 +46,7 @@ from xrf_sr_kedro.io.hdf5 import (
     encode_metadata,
     require_file,
 )
+from xrf_sr_kedro.types import XRFStack
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,13 @@ class ChunkedWriter:
         self._ds[index] = block.astype(self.dtype, copy=False)
         idx = index if isinstance(index, tuple) else (index,)
         self._written[idx[: self.slab_axis + 1]] = True
+
+    def set_metadata(self, metadata: dict[str, Any]) -> None:
+        """Replace the file's metadata before it is saved (a record known only once every
+        slab was written, e.g. the enhancement's per-map normalisation)."""
+        if self._file is None:
+            raise RuntimeError(f"{self.path}: set_metadata outside the writer's context")
+        self._file.attrs[METADATA_ATTR] = encode_metadata(metadata)
 
     def missing(self) -> int:
         """Positions (along the axes up to ``slab_axis``) not yet written."""
@@ -324,7 +332,13 @@ class LazyElement:
 
 @dataclass(frozen=True)
 class ChunkedStack:
-    """A projection stack read lazily by detector rows or by frames."""
+    """A projection stack read lazily by detector rows or by frames.
+
+    ``scratch=True`` marks a file that belongs to this handle alone (the streamed
+    enhancement's output in its temporary folder): the catalog's save
+    (:func:`xrf_sr_kedro.io.volume_files.save_stack`) moves it onto the target
+    instead of copying it, after which this handle no longer reads.
+    """
 
     path: Path
     key: str
@@ -334,6 +348,38 @@ class ChunkedStack:
     angles_deg: np.ndarray
     units: str = "counts"
     metadata: dict[str, Any] = field(default_factory=dict)
+    scratch: bool = False
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames (angles)."""
+        return self.shape[1]
+
+    @property
+    def shape_hw(self) -> tuple[int, int]:
+        """Rows and columns of one map."""
+        return self.shape[2], self.shape[3]
+
+    def element_index(self, elements: Sequence[str] | None) -> list[int]:
+        """Indices of ``elements`` in the file (all when ``None``); KeyError names a missing one."""
+        if not elements:
+            return list(range(self.shape[0]))
+        missing = [e for e in elements if e not in self.elements]
+        if missing:
+            raise KeyError(
+                f"element(s) {missing} not in {self.path}; available: {list(self.elements)}"
+            )
+        return [self.elements.index(e) for e in elements]
+
+    def to_stack(self, start: int = 0, stop: int | None = None) -> XRFStack:
+        """Frames ``start:stop`` (default all) of every element as an in-memory ``XRFStack``."""
+        stop = self.shape[1] if stop is None else int(stop)
+        data = np.stack([self.read_frames(e, start, stop) for e in range(self.shape[0])])
+        return XRFStack(
+            data=data, pixel_size_nm=self.pixel_size_nm, elements=tuple(self.elements),
+            angles_deg=np.asarray(self.angles_deg[start:stop], dtype=np.float64),
+            units=self.units, metadata=dict(self.metadata),
+        )
 
     def _read(self, element: int, index: tuple[slice, ...]) -> np.ndarray:
         with h5py.File(self.path, "r") as f:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from xrf_sr_kedro.device import default_device
-from xrf_sr_kedro.io.chunked import ChunkedVolume
+from xrf_sr_kedro.io.chunked import ChunkedStack, ChunkedVolume
 from xrf_sr_kedro.progress import progress as _progress
 from xrf_sr_kedro.types import Volume, XRFStack
 
@@ -57,6 +57,7 @@ __all__ = [
     "reconstruct",
     "reconstruct_stack",
     "select_slab",
+    "slab_rows",
 ]
 
 DEFAULT_ALGORITHM: Algorithm = "ospml_quad"
@@ -225,24 +226,32 @@ class ReconSettings:
     parallel: dict[str, Any] | None = None
 
 
-def select_slab(stack: XRFStack, slab_nm: tuple[float, float] | None) -> XRFStack:
-    """Rows of ``stack`` between two heights ``slab_nm`` (nm from the top); all when ``None``."""
-    if slab_nm is None:
-        return stack
-    start, stop = (int(round(v / stack.pixel_size_nm)) for v in slab_nm)
+def slab_rows(stack: XRFStack | ChunkedStack, slab_nm: tuple[float, float] | None) -> tuple[int, int]:
+    """Rows ``(start, stop)`` of ``stack`` between two heights ``slab_nm`` (nm from the top)."""
     rows = stack.shape_hw[0]
+    if slab_nm is None:
+        return 0, rows
+    start, stop = (int(round(v / stack.pixel_size_nm)) for v in slab_nm)
     if not 0 <= start < stop <= rows:
         raise ValueError(
             f"parameter tomography slab_nm={list(slab_nm)} selects rows {start}:{stop}, outside "
             f"the {rows} rows ({rows * stack.pixel_size_nm:.0f} nm) of the projections"
         )
+    return start, stop
+
+
+def select_slab(stack: XRFStack, slab_nm: tuple[float, float] | None) -> XRFStack:
+    """Rows of ``stack`` between two heights ``slab_nm`` (nm from the top); all when ``None``."""
+    if slab_nm is None:
+        return stack
+    start, stop = slab_rows(stack, slab_nm)
     return replace(
         stack, data=stack.data[:, :, start:stop], metadata={**stack.metadata, "slab_nm": list(slab_nm)}
     )
 
 
 def reconstruct_stack(
-    stack: XRFStack,
+    stack: XRFStack | ChunkedStack,
     *,
     elements: list[str] | None = None,
     algorithm: Algorithm = DEFAULT_ALGORITHM,
@@ -270,8 +279,11 @@ def reconstruct_stack(
 
     Parameters
     ----------
-    stack : XRFStack
-        Projections with rotation angles (``angles_deg``, degrees).
+    stack : XRFStack or ChunkedStack
+        Projections with rotation angles (``angles_deg``, degrees), in memory or lazy
+        (the streamed enhancement's output, or a large file the catalog loads
+        lazily): a lazy stack is read whole only when the in-memory path is taken,
+        else it streams to the slabs one row slab at a time.
     elements : list of str, optional
         Element lines to reconstruct (default all).
     algorithm, n_iter, n_subsets, reg_par, center_offset_px, slice_batch
@@ -302,9 +314,19 @@ def reconstruct_stack(
             "cannot reconstruct: the stack has no rotation angles (exchange/theta); "
             "it holds plain maps, not a tomographic series"
         )
-    if elements:
-        stack = stack.select_elements(elements)
-    stack = select_slab(stack, slab_nm)
+    rows = slab_rows(stack, slab_nm)
+    lazy = None
+    if isinstance(stack, ChunkedStack):
+        index = stack.element_index(elements)
+        n_voxels = len(index) * (rows[1] - rows[0]) * stack.shape[3] ** 2
+        if use_streaming(n_voxels, streaming, streaming_min_voxels):
+            lazy = dict(element_index=index, row_range=rows)
+        else:
+            stack = stack.to_stack()  # small: the in-memory path
+    if lazy is None:
+        if elements:
+            stack = stack.select_elements(elements)
+        stack = select_slab(stack, slab_nm)
     # a stack that carries its centre (reprojections, enhanced reprojections) wins over the
     # parameter, scaled to this stack's pixel size (tomo.centre)
     center_offset_px = center_offset_px_for(stack.metadata, stack.pixel_size_nm, center_offset_px)
@@ -323,14 +345,16 @@ def reconstruct_stack(
             stack.metadata.get("center_method", "parameter"),
         ),
     }
-    n_rows, n_cols = stack.shape_hw
-    if use_streaming(len(stack.elements) * n_rows * n_cols * n_cols, streaming,
-                     streaming_min_voxels):
+    n_rows, n_cols = rows[1] - rows[0], stack.shape_hw[1]
+    if lazy is not None or use_streaming(
+        len(stack.elements) * n_rows * n_cols * n_cols, streaming, streaming_min_voxels
+    ):
         recon = dict(algorithm=algorithm, n_iter=n_iter, n_subsets=n_subsets, reg_par=reg_par,
                      center_offset_px=center_offset_px, slice_batch=slice_batch)
         return reconstruct_stack_streamed(
             stack, recon, output_scale=1.0 / stack.pixel_size_nm, metadata=metadata,
             slab_slices=slab_slices, streaming_dir=streaming_dir, parallel=parallel,
+            **(lazy or {}),
         )
     volumes = []
     scales = [penalty_scale(p) for p in stack.data]
@@ -361,3 +385,4 @@ def reconstruct_stack(
         metadata={**metadata, "reg_par_relative_to": "mean of the positive projection values (tomo.recon)",
                   "reg_scale": scales},
     )
+

@@ -3,7 +3,10 @@
 A reconstructed volume holds ``n_elements * n_rows * W * W`` voxels: for 51 rows of
 a 1750 px wide stack that is 0.6 GB per element, for an enhanced 2048-row stack
 (8192 px) 2 TiB.  The projections themselves are ``W / n_angles`` times smaller per
-row, so they are kept in memory by the catalog; only the volume must not be.
+row, so the measured ones and the reprojections are kept in memory by the catalog;
+the enhanced reprojections, 16x larger, may come as a lazy
+:class:`~xrf_sr_kedro.io.chunked.ChunkedStack` (the streamed enhancement), which is
+read here one row slab at a time.
 
 :func:`use_streaming` decides (``streaming: auto`` streams above
 ``streaming_min_voxels`` voxels); :func:`reconstruct_stack_streamed` writes the stack
@@ -25,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
-from xrf_sr_kedro.io.chunked import ChunkedVolume, slab_ranges, stack_writer
+from xrf_sr_kedro.io.chunked import ChunkedStack, ChunkedVolume, slab_ranges, stack_writer
 from xrf_sr_kedro.io.volume_files import OUT_OF_CORE_MIN_VOXELS
 from xrf_sr_kedro.parallel import ParallelConfig
 from xrf_sr_kedro.types import XRFStack
@@ -78,7 +81,7 @@ def _parallel_config(parallel: ParallelConfig | Mapping[str, Any] | None) -> Par
 
 
 def reconstruct_stack_streamed(
-    stack: XRFStack,
+    stack: XRFStack | ChunkedStack,
     recon: dict[str, Any],
     *,
     output_scale: float,
@@ -86,13 +89,17 @@ def reconstruct_stack_streamed(
     slab_slices: int | None = None,
     streaming_dir: str | os.PathLike | None = None,
     parallel: ParallelConfig | Mapping[str, Any] | None = None,
+    element_index: list[int] | None = None,
+    row_range: tuple[int, int] | None = None,
 ) -> ChunkedVolume:
     """Reconstruct ``stack`` slab by slab into a chunked volume file.
 
     Parameters
     ----------
-    stack : XRFStack
-        Projections with angles (degrees); the elements and rows to reconstruct.
+    stack : XRFStack or ChunkedStack
+        Projections with angles (degrees): in memory, the elements and rows to
+        reconstruct; lazy, read one row slab at a time (never whole), the elements
+        ``element_index`` and rows ``row_range`` of it.
     recon : dict
         Keyword arguments of :func:`~xrf_sr_kedro.tomo.recon.reconstruct`
         (``algorithm``, ``n_iter``, ``n_subsets``, ``reg_par``, ``center_offset_px``,
@@ -110,6 +117,9 @@ def reconstruct_stack_streamed(
         On a cluster it must be on a file system every worker sees.
     parallel : ParallelConfig or mapping, optional
         Where slabs run (``params:parallel``); default ``mode: auto``.
+    element_index, row_range : optional
+        Of a lazy ``stack``: indices of its elements and ``(start, stop)`` of its rows
+        to reconstruct (default all).
 
     Returns
     -------
@@ -133,19 +143,25 @@ def reconstruct_stack_streamed(
         prefix="xrf_sr_recon_", dir=None if streaming_dir is None else str(streaming_dir)
     ))
     stack_path, volume_path = folder / "stack_rows.h5", folder / "volume.h5"
-    n_rows = stack.shape_hw[0]
+    lazy = isinstance(stack, ChunkedStack)
+    index = list(range(len(stack.elements))) if element_index is None else list(element_index)
+    first, stop = (0, stack.shape_hw[0]) if row_range is None else row_range
+    n_rows = stop - first
     logger.info(
         "streaming the reconstruction slab by slab (%d rows a slab) into %s", slab_slices,
         volume_path,
     )
-    with stack_writer(
-        stack_path, stack.data.shape, stack.pixel_size_nm, stack.elements, stack.angles_deg,
-        units=stack.units, chunk_rows=min(slab_slices, n_rows),
-    ) as w:
-        for e in range(len(stack.elements)):
-            for r0, r1 in slab_ranges(n_rows, slab_slices):
-                w[e, :, r0:r1] = stack.data[e, :, r0:r1]
     try:
+        # the rows of each slab, read from memory or from the lazy stack one slab at a time
+        with stack_writer(
+            stack_path, (len(index), len(stack.angles_deg), n_rows, stack.shape_hw[1]),
+            stack.pixel_size_nm, [stack.elements[e] for e in index], stack.angles_deg,
+            units=stack.units, chunk_rows=min(slab_slices, n_rows),
+        ) as w:
+            for k, e in enumerate(index):
+                for r0, r1 in slab_ranges(n_rows, slab_slices):
+                    w[k, :, r0:r1] = (stack.read_rows(e, first + r0, first + r1) if lazy
+                                      else stack.data[e, :, first + r0:first + r1])
         volume = reconstruct_slabs(
             stack_path, volume_path, **recon, slab_slices=slab_slices, parallel=cfg,
             output_scale=output_scale, units=stack.units, metadata=metadata,

@@ -9,6 +9,7 @@ from typing import Literal
 from matplotlib.figure import Figure
 
 from xrf_sr_kedro.evaluation.real_data_report import real_data_report
+from xrf_sr_kedro.io.chunked import ChunkedStack
 from xrf_sr_kedro.metrics.preparation_plots import preparation_figures
 from xrf_sr_kedro.pipelines._params import validated
 from xrf_sr_kedro.tomo.prepare import PreparationResult, prepare_stack
@@ -72,7 +73,7 @@ def report_enhanced_run(
     measured: XRFStack,
     raw_volume: Volume,
     reprojections: XRFStack,
-    enhanced_reprojections: XRFStack,
+    enhanced_reprojections: XRFStack | ChunkedStack,
     enhanced_volume: Volume,
     probe_intensity: ProbeIntensity,
     shown_min_counts: float | None,

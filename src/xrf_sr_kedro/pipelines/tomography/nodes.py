@@ -3,7 +3,10 @@
 A volume is a :class:`~xrf_sr_kedro.types.Volume` in memory or, above the
 streaming size, a lazy :class:`~xrf_sr_kedro.io.chunked.ChunkedVolume` (the
 streamed reconstruction, or a large file the catalog loads lazily): every node
-that takes a volume takes either (docs/scale.md).
+that takes a volume takes either (docs/scale.md).  Likewise the enhanced
+reprojections: an ``XRFStack`` or, above ``enhancement.engine.streaming_min_pixels``,
+a lazy :class:`~xrf_sr_kedro.io.chunked.ChunkedStack` that the reconstruction reads
+by row slabs.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from xrf_sr_kedro.inference.stack import EngineSettings, enhance_with_checkpoint
-from xrf_sr_kedro.io.chunked import ChunkedVolume
+from xrf_sr_kedro.inference.stack import EngineSettings, enhance_or_stream
+from xrf_sr_kedro.io.chunked import ChunkedStack, ChunkedVolume
 from xrf_sr_kedro.io.volume_files import element_arrays
 from xrf_sr_kedro.metrics.plots import plot_orthogonal_slices
 from xrf_sr_kedro.pipelines._params import validated
@@ -41,13 +44,15 @@ class ReprojectionParams:
 
 
 AnyVolume = Volume | ChunkedVolume
+AnyStack = XRFStack | ChunkedStack
 
 
-def reconstruct_volume(stack: XRFStack, recon: ReconParams) -> AnyVolume:
+def reconstruct_volume(stack: AnyStack, recon: ReconParams) -> AnyVolume:
     """Reconstruct every element of a projection stack (voxel = projection pixel).
 
     Above ``recon.streaming_min_voxels`` (or with ``streaming: on``) slab by slab
-    into a chunked file: a lazy ``ChunkedVolume`` the catalog moves into place.
+    into a chunked file: a lazy ``ChunkedVolume`` the catalog moves into place.  A
+    lazy ``ChunkedStack`` (large enhanced reprojections) is read by row slabs.
     """
     return reconstruct_stack(stack, **asdict(recon))
 
@@ -77,9 +82,11 @@ def enhance_reprojections(
     checkpoint: dict[str, Any],
     probe_intensity: ProbeIntensity,
     engine: EngineParams,
-) -> XRFStack:
-    """Enhance the reprojected maps with the fine-tuned network (total signal conserved)."""
-    return enhance_with_checkpoint(reprojections, checkpoint, probe_intensity, engine)
+) -> AnyStack:
+    """Enhance the reprojected maps with the fine-tuned network (total signal conserved):
+    in memory, or above ``engine.streaming_min_pixels`` slab by slab into a lazy stack
+    the catalog moves into place."""
+    return enhance_or_stream(reprojections, checkpoint, probe_intensity, engine)
 
 
 def every_second_projection(stack: XRFStack) -> XRFStack:
