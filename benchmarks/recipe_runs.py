@@ -38,6 +38,7 @@ import logging
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -66,6 +67,7 @@ MIXES: dict[str, dict | None] = {
     "packings_micro": {"n_samples": 300, "n_volumes": 75},
     "packings_nat25": {"n_samples": 0, "n_volumes": 225, "natural_fraction": 0.25},
     "packings_micro_nat25": {"n_samples": 225, "n_volumes": 112, "natural_fraction": 0.25},
+    "packings_only": {"n_samples": 0, "n_volumes": 300, "natural_fraction": 0.0},
     "smoke": {"n_samples": 2, "n_volumes": 2},  # seconds: checks the wiring
 }
 
@@ -93,9 +95,14 @@ def rebuilt_pairs(overrides: dict, natural_path: str, probe_path: str):
     )
 
 
-def pairs_with_counts(counts_range: tuple[float, float], natural_path: str, probe_path: str):
-    """conf/base's training set rebuilt with another dose band (counts per scan point)."""
-    return rebuilt_pairs({"counts_range": counts_range}, natural_path, probe_path)
+def jitter_range(pairs, fraction: float, seed: int = 0):
+    """Each pair renormalised as if its map's range were wider by ``U(0, fraction)`` below and above."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0, fraction, (len(pairs), 1, 1, 1)).astype(np.float32)
+    b = rng.uniform(0, fraction, (len(pairs), 1, 1, 1)).astype(np.float32)
+    return replace(pairs, lr=(pairs.lr + a) / (1 + a + b), hr=(pairs.hr + a) / (1 + a + b))
 
 
 def validation_pairs(source: str, path: str, probe_path: str):
@@ -147,6 +154,12 @@ def main() -> None:
     ap.add_argument("--validation-source", default="file",
                     choices=("file", "microstructures", "particle_packings"),
                     help="validation region: the catalog's file or rebuilt with this generator")
+    ap.add_argument("--init", default="", help="start from this checkpoint (fine-tuning); its preset")
+    ap.add_argument("--lr", type=float, default=0.0, help="learning rate (0: the recipe's)")
+    ap.add_argument("--range-jitter", type=float, default=0.0,
+                    help="widen each pair's normalisation range by up to this fraction below and above "
+                    "(a patch normalised like a window of a larger map)")
+    ap.add_argument("--channels", type=int, default=0, help="feature channels (0: the small preset's 16)")
     ap.add_argument("--score", default="", help="CKPT,...: only score these on the validation region")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -161,11 +174,13 @@ def main() -> None:
         t0 = time.perf_counter()
         if args.counts_range:
             lo, hi = (float(v) for v in args.counts_range.split(","))
-            train = pairs_with_counts((lo, hi), args.natural, args.probe)
+            train = rebuilt_pairs({**(MIXES[mix] or {}), "counts_range": (lo, hi)}, args.natural, args.probe)
         elif MIXES[mix] is None:
             train = XRFHDF5Dataset(filepath=args.pairs).load()
         else:
             train = rebuilt_pairs(MIXES[mix], args.natural, args.probe)
+        if args.range_jitter:
+            train = jitter_range(train, args.range_jitter)
         print(f"mix {mix}: {len(train)} training pairs ({train.metadata.get('counts')}), "
               f"built in {time.perf_counter() - t0:.0f} s", flush=True)
         train_runs(args, train, val, "" if mix == "file" else f"_{mix}")
@@ -176,17 +191,22 @@ def train_runs(args, train, val, mix_tag: str) -> None:
     first_decay = max(1, round(args.epochs * 11 / 16))  # conf/base: halve after 11 of 16, then every 2
     for recipe in args.runs.split(","):
         run = recipe + mix_tag + args.tag
-        fields = {"learning_rate": 2e-3, **RUNS[recipe]}
+        fields = {"learning_rate": args.lr or 2e-3, **RUNS[recipe]}
         cfg = TrainConfig(
             epochs=args.epochs, batch_size=8, lr_first_decay_epoch=first_decay,
             lr_decay_every=max(1, round(args.epochs * 2 / 16)), lr_gamma=0.5, val_every=1, seed=0,
             max_train_batches_per_epoch=args.steps or None, num_threads=args.threads, **fields,
         )
         torch.manual_seed(0)
-        model = build_model(config_from_name("small"))
+        config = config_from_name("small")
+        if args.channels:
+            config = replace(config, channels=args.channels)
+        model = build_model(config)
         t0, c0 = time.perf_counter(), time.process_time()
         with tempfile.TemporaryDirectory() as d:
-            last = fit(model, train, val, cfg, d, device="cpu", training_data=f"recipe {run}")
+            init = load_checkpoint(args.init) if args.init else None
+            last = fit(model, train, val, cfg, d, device="cpu", training_data=f"recipe {run}",
+                       init_checkpoint=init)
             best = load_checkpoint(Path(d) / "best.pt")
             shutil.copyfile(Path(d) / "best.pt", Path(args.out) / f"{run}.pt")
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0

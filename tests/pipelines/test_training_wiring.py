@@ -62,3 +62,24 @@ def test_application_training_pairs_mix_half_natural_and_refuse_the_validation_s
         )
     region = sim.make_validation_region_pairs(probe, sim.ValidationRegionParams(n_samples=2, size_px=32))
     assert region.lr.shape[1:] == (1, 8, 8) and np.allclose(region.metadata["mean_counts"], 150.0)
+
+
+def test_dose_matched_fine_tuning_reads_only_the_measured_dose_and_validates_on_the_region():
+    from xrf_sr_kedro.pipelines.fine_tuning import nodes as ft
+    from xrf_sr_kedro.types import XRFStack
+
+    (chooser,) = [n for n in fine_tuning().nodes if "fine_tuning_train_set" in n.outputs]
+    assert "params:fine_tuning.dose_matched_pairs" in chooser.inputs and "raw_xrf" in chooser.inputs
+    rng = np.random.default_rng(0)
+    raw = XRFStack(rng.poisson(150.0, (2, 3, 16, 16)).astype(np.float32), 30.0, ("Zn_K", "Mn_K"), units="counts")
+    region = PatchPairs(np.zeros((2, 1, 8, 8), np.float32), np.zeros((2, 1, 32, 32), np.float32), 30.0, 7.5)
+    settings = ft.DoseMatchedParams(n_volumes=1, angles_per_volume=1, size_px=32)
+    train, val = ft.choose_fine_tuning_data(region, region, region, region, raw, gaussian_probe(20.0, 7.5),
+                                            "dose_matched_pairs", settings)
+    assert val is region and train.metadata["source"] == "dose_matched_packings"
+    lo, hi = train.metadata["counts_range"]
+    assert lo == pytest.approx(75.0, rel=0.03) and hi == pytest.approx(300.0, rel=0.03)
+    # the paper's recipe never makes them
+    train, _ = ft.choose_fine_tuning_data(region, region, region, region, raw, gaussian_probe(20.0, 7.5),
+                                          "scan_pairs", settings)
+    assert train is region

@@ -69,8 +69,18 @@ def test_fine_tuning_data_returns_the_named_sets_and_names_a_bad_choice(pairs, v
     app, region = smooth_pairs(3, seed=5), smooth_pairs(2, seed=6)
     assert fine_tuning_data("scan_pairs", pairs, val_pairs, app, region) == (pairs, val_pairs)
     assert fine_tuning_data("application_pairs", pairs, val_pairs, app, region) == (app, region)
+    dose = smooth_pairs(3, seed=7)
+    assert fine_tuning_data("dose_matched_pairs", pairs, val_pairs, app, region, dose) == (dose, region)
     with pytest.raises(ValueError, match="fine_tuning.data"):
         fine_tuning_data("both", pairs, val_pairs, app, region)
+    with pytest.raises(ValueError, match="dose_matched_pairs"):
+        fine_tuning_data("dose_matched_pairs", pairs, val_pairs, app, region)  # its pairs missing
+    # given as a function, the pairs are made only when chosen
+    made = []
+    assert fine_tuning_data("dose_matched_pairs", pairs, val_pairs, app, region,
+                            lambda: made.append(1) or dose) == (dose, region)
+    assert fine_tuning_data("scan_pairs", pairs, val_pairs, app, region, lambda: made.append(2)) == (pairs, val_pairs)
+    assert made == [1]
 
 
 def test_stage_keeps_the_best_validation_epoch_with_the_whole_history(tmp_path, pairs, val_pairs):

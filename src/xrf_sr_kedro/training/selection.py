@@ -10,6 +10,7 @@ the evaluation truth.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Literal
 
 from xrf_sr_kedro.io.checkpoint import model_from_checkpoint
@@ -21,8 +22,10 @@ logger = logging.getLogger(__name__)
 __all__ = ["FineTuningData", "fine_tuning_data", "select_checkpoint"]
 
 #: ``scan_pairs``: the paper's (200 nm, 50 nm) scans; ``application_pairs``: the
-#: 30 nm -> 7.5 nm pairs at the application dose.
-FineTuningData = Literal["scan_pairs", "application_pairs"]
+#: 30 nm -> 7.5 nm pairs of pretraining (doses over two decades); ``dose_matched_pairs``:
+#: 30 nm -> 7.5 nm packing pairs at the measured data's own dose
+#: (:mod:`xrf_sr_kedro.physics.dose_matched`).
+FineTuningData = Literal["scan_pairs", "application_pairs", "dose_matched_pairs"]
 
 
 def fine_tuning_data(
@@ -31,18 +34,24 @@ def fine_tuning_data(
     scan_validation_pairs: PatchPairs,
     application_pairs: PatchPairs,
     validation_region_pairs: PatchPairs,
+    dose_matched_pairs: PatchPairs | Callable[[], PatchPairs] | None = None,
 ) -> tuple[PatchPairs, PatchPairs]:
     """The (training, validation) pairs of fine-tuning for the choice ``data``.
 
-    ``scan_pairs`` validates on the held-out scan frames, ``application_pairs`` on
-    the validation region.
+    ``scan_pairs`` validates on the held-out scan frames, ``application_pairs`` and
+    ``dose_matched_pairs`` on the validation region.  ``dose_matched_pairs`` may be a
+    function that makes them: it is called only when they are chosen.
     """
     if data == "scan_pairs":
         return scan_pairs, scan_validation_pairs
     if data == "application_pairs":
         return application_pairs, validation_region_pairs
+    if data == "dose_matched_pairs" and dose_matched_pairs is not None:
+        made = dose_matched_pairs() if callable(dose_matched_pairs) else dose_matched_pairs
+        return made, validation_region_pairs
     raise ValueError(
-        f"fine_tuning.data must be 'scan_pairs' or 'application_pairs', got {data!r}"
+        "fine_tuning.data must be 'scan_pairs', 'application_pairs' or 'dose_matched_pairs' "
+        f"(with its pairs), got {data!r}"
     )
 
 

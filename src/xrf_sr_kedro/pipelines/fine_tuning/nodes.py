@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from matplotlib.figure import Figure
 
+from xrf_sr_kedro.physics.dose_matched import DoseMatchedSettings, dose_matched_pairs
 from xrf_sr_kedro.physics.pairs import pairs_from_scans
 from xrf_sr_kedro.pipelines._params import validated
 from xrf_sr_kedro.training.checkpointing import CheckpointSettings
 from xrf_sr_kedro.training.loop import TrainConfig
 from xrf_sr_kedro.training.selection import fine_tuning_data, select_checkpoint
 from xrf_sr_kedro.training.stage import fine_tune_stage
-from xrf_sr_kedro.types import PatchPairs, XRFStack
+from xrf_sr_kedro.types import PatchPairs, ProbeIntensity, XRFStack
 
 TrainParams = validated(TrainConfig)
 CheckpointParams = validated(CheckpointSettings)
+DoseMatchedParams = validated(DoseMatchedSettings)
 
 
 @validated
@@ -46,11 +49,17 @@ def choose_fine_tuning_data(
     scan_validation_pairs: PatchPairs,
     application_pairs: PatchPairs,
     validation_region_pairs: PatchPairs,
+    raw_xrf: XRFStack,
+    probe_intensity: ProbeIntensity,
     data: str,
+    dose_matched: DoseMatchedParams,
 ) -> tuple[PatchPairs, PatchPairs]:
-    """``fine_tuning.data``: the paper's scan pairs or the application-scale pairs."""
+    """``fine_tuning.data``: the paper's scan pairs, the pretraining's application-scale
+    pairs, or packing pairs at the measured data's dose (made only when chosen; only
+    the measurement's dose is read)."""
     return fine_tuning_data(
-        data, scan_pairs, scan_validation_pairs, application_pairs, validation_region_pairs
+        data, scan_pairs, scan_validation_pairs, application_pairs, validation_region_pairs,
+        functools.partial(dose_matched_pairs, raw_xrf, probe_intensity, dose_matched),
     )
 
 

@@ -1,5 +1,6 @@
 """Fine-tuning: the pretrained network on (coarse, fine) scans of another region
-(the paper's recipe) or on application-scale pairs (``fine_tuning.data``); then the
+(the paper's recipe), on application-scale pairs, or on application-scale pairs at the
+measured data's dose (``fine_tuning.data``); then the
 choice of the network the 3-D chain uses (``selected_model``, on the validation region)."""
 
 from kedro.pipeline import Pipeline, node, pipeline
@@ -19,7 +20,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 nodes.choose_fine_tuning_data,
                 ["fine_tuning_pairs", "fine_tuning_validation_pairs", "application_training_pairs",
-                 "validation_region_pairs", "params:fine_tuning.data"],
+                 "validation_region_pairs", "raw_xrf", "probe_intensity", "params:fine_tuning.data",
+                 "params:fine_tuning.dose_matched_pairs"],
                 ["fine_tuning_train_set", "fine_tuning_validation_set"],
                 name="choose_fine_tuning_data",
             ),
