@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -31,6 +31,24 @@ from xrf_sr_kedro.io.chunked import ChunkedStack, open_stack, slab_ranges, stack
 from xrf_sr_kedro.parallel import ParallelConfig, client_for, map_slabs, task_setup
 
 logger = logging.getLogger(__name__)
+
+#: Whether a large computation streams: ``auto`` above a size, ``on`` / ``off`` forced.
+Streaming = Literal["auto", "on", "off"]
+STREAMING = ("auto", "on", "off")
+
+
+def streams(n: int, streaming: Streaming, minimum: int, section: str, minimum_name: str) -> bool:
+    """The one streaming decision (reconstruction and enhancement): ``"on"`` / ``"off"``
+    force it, ``"auto"`` streams when ``n`` exceeds ``minimum``.  A bad setting stops with
+    the parameter's name, ``parameter <section> streaming`` or ``<section> <minimum_name>``."""
+    if streaming not in STREAMING:
+        raise ValueError(f"parameter {section} streaming must be one of {STREAMING}, got {streaming!r}")
+    if int(minimum) != minimum or minimum < 0:
+        raise ValueError(f"parameter {section} {minimum_name} must be a count >= 0, got {minimum!r}")
+    if streaming != "auto":
+        return streaming == "on"
+    return int(n) > int(minimum)
+
 
 __all__ = [
     "DEFAULT_FRAMES_PER_SLAB", "stream_frames", "enhance_frames", "enhance_stack_file",

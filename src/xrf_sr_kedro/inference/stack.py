@@ -40,7 +40,7 @@ from xrf_sr_kedro.io.checks import jsonable
 from xrf_sr_kedro.io.chunked import ChunkedStack
 from xrf_sr_kedro.io.volume_files import OUT_OF_CORE_MIN_VOXELS
 from xrf_sr_kedro.physics.probe import resample_probe
-from xrf_sr_kedro.streaming import DEFAULT_FRAMES_PER_SLAB, enhance_stack_streamed
+from xrf_sr_kedro.streaming import DEFAULT_FRAMES_PER_SLAB, Streaming, enhance_stack_streamed, streams
 from xrf_sr_kedro.types import ProbeIntensity, XRFStack
 
 __all__ = [
@@ -53,9 +53,6 @@ __all__ = [
     "model_scale",
     "use_enhancement_streaming",
 ]
-
-Streaming = Literal["auto", "on", "off"]
-STREAMING = ("auto", "on", "off")
 
 #: ``streaming: auto`` streams an enhanced stack of more pixels than this (all elements
 #: and frames): 2**28, 1 GiB of float32, the size above which volumes stay out of
@@ -103,20 +100,10 @@ def use_enhancement_streaming(
 ) -> bool:
     """Whether an enhanced stack of ``n_pixels`` pixels (all maps) is streamed slab by slab.
 
-    ``"on"`` / ``"off"`` force the choice; ``"auto"`` streams above ``min_pixels``.
+    ``"on"`` / ``"off"`` force the choice; ``"auto"`` streams above ``min_pixels``
+    (:func:`xrf_sr_kedro.streaming.streams`).
     """
-    if streaming not in STREAMING:
-        raise ValueError(
-            f"parameter enhancement.engine streaming must be one of {STREAMING}, got {streaming!r}"
-        )
-    if int(min_pixels) != min_pixels or min_pixels < 0:
-        raise ValueError(
-            f"parameter enhancement.engine streaming_min_pixels must be a count >= 0, "
-            f"got {min_pixels!r}"
-        )
-    if streaming != "auto":
-        return streaming == "on"
-    return int(n_pixels) > int(min_pixels)
+    return streams(n_pixels, streaming, min_pixels, "enhancement.engine", "streaming_min_pixels")
 
 
 def enhance_or_stream(

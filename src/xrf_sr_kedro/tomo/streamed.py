@@ -26,11 +26,12 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from xrf_sr_kedro.io.chunked import ChunkedStack, ChunkedVolume, slab_ranges, stack_writer
 from xrf_sr_kedro.io.volume_files import OUT_OF_CORE_MIN_VOXELS
 from xrf_sr_kedro.parallel import ParallelConfig
+from xrf_sr_kedro.streaming import STREAMING, Streaming, streams
 from xrf_sr_kedro.types import XRFStack
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,6 @@ __all__ = [
     "reconstruct_stack_streamed",
 ]
 
-Streaming = Literal["auto", "on", "off"]
-STREAMING = ("auto", "on", "off")
 
 #: ``streaming: auto`` streams volumes above this many voxels (all elements):
 #: 2**28 voxels are 1 GiB of float32, several times the default run's volume and
@@ -57,19 +56,10 @@ def use_streaming(
 ) -> bool:
     """Whether a reconstruction of ``n_voxels`` voxels (all elements) streams slabs.
 
-    ``"on"`` / ``"off"`` force the choice; ``"auto"`` streams above ``min_voxels``.
+    ``"on"`` / ``"off"`` force the choice; ``"auto"`` streams above ``min_voxels``
+    (:func:`xrf_sr_kedro.streaming.streams`).
     """
-    if streaming not in STREAMING:
-        raise ValueError(
-            f"parameter tomography streaming must be one of {STREAMING}, got {streaming!r}"
-        )
-    if int(min_voxels) != min_voxels or min_voxels < 0:
-        raise ValueError(
-            f"parameter tomography streaming_min_voxels must be a count >= 0, got {min_voxels!r}"
-        )
-    if streaming != "auto":
-        return streaming == "on"
-    return int(n_voxels) > int(min_voxels)
+    return streams(n_voxels, streaming, min_voxels, "tomography", "streaming_min_voxels")
 
 
 def _parallel_config(parallel: ParallelConfig | Mapping[str, Any] | None) -> ParallelConfig:
