@@ -14,7 +14,6 @@ planes, the TIFF export and a copy into another catalog entry.  Prints
 
 from __future__ import annotations
 
-import resource
 import sys
 from pathlib import Path
 
@@ -29,14 +28,9 @@ from xrf_sr_kedro.pipelines.tomography.nodes import (
 )
 from xrf_sr_kedro.tomo.reproject import reproject
 
+from memory_cap import cap_data, require_cap_bites  # sibling module (the script's folder is on sys.path)
+
 N_ANGLES = 8
-
-
-def vm_data_bytes() -> int:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmData:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmData in /proc/self/status")
 
 
 def main(volume_path: str, out: str, headroom_mb: float) -> None:
@@ -46,15 +40,8 @@ def main(volume_path: str, out: str, headroom_mb: float) -> None:
     angles = np.linspace(-90.0, 90.0, N_ANGLES)
     reproject(volume.read(0, 0, 64), angles, slice_batch=64, progress=False)  # warm-up
     slice_figures(warm_up=volume)
-    cap = vm_data_bytes() + int(headroom_mb * 2**20)
-    resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
-    try:
-        whole = np.ones((n_el, n_slices, n, n), dtype=np.float32)
-    except MemoryError:
-        print("cap_bites: True")
-    else:
-        print(f"cap_bites: False ({whole.nbytes} bytes allocated under the cap)")
-        sys.exit(3)
+    cap_data(headroom_mb)
+    require_cap_bites((n_el, n_slices, n, n))
     stack = reproject_volume(volume, ReprojectionParams(n_angles=N_ANGLES))
     XRFHDF5Dataset(filepath=str(Path(out) / "reprojections.h5")).save(stack)
     figures = slice_figures(raw_volume=volume)

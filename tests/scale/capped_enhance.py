@@ -15,7 +15,6 @@ Prints ``pipeline_ok`` and ``cap_bites``; any failure exits non-zero.
 
 from __future__ import annotations
 
-import resource
 import shutil
 import sys
 from pathlib import Path
@@ -29,6 +28,8 @@ from xrf_sr_kedro.io.chunked import ChunkedStack, ChunkedVolume, open_stack
 from xrf_sr_kedro.physics.probe import gaussian_probe
 from xrf_sr_kedro.pipelines.tomography.nodes import enhance_reprojections, reconstruct_volume
 from xrf_sr_kedro.tomo.recon import ReconSettings, reconstruct
+
+from memory_cap import cap_data, require_cap_bites  # sibling module (the script's folder is on sys.path)
 
 SERIAL = {"mode": "serial"}
 
@@ -48,13 +49,6 @@ def probe():
     return gaussian_probe(40.0, 12.5)
 
 
-def vm_data_bytes() -> int:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmData:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmData in /proc/self/status")
-
-
 def main(checkpoint_path: str, stack_path: str, out: str, headroom_mb: float) -> None:
     checkpoint = torch.load(checkpoint_path, weights_only=True)
     reprojections = open_stack(stack_path).to_stack()  # the coarse stack: 16x smaller
@@ -67,8 +61,7 @@ def main(checkpoint_path: str, stack_path: str, out: str, headroom_mb: float) ->
                 reprojections.angles_deg, algorithm="fbp", progress=False)
     shutil.rmtree(first.path.parent)  # the warm-up's scratch folder
     n_el, n_frames, h, w = first.shape[0], reprojections.n_frames, *first.shape_hw
-    cap = vm_data_bytes() + int(headroom_mb * 2**20)
-    resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+    cap_data(headroom_mb)
     enhanced = enhance_reprojections(reprojections, checkpoint, probe(), engine)
     assert isinstance(enhanced, ChunkedStack) and enhanced.scratch, type(enhanced)
     entry = XRFHDF5Dataset(filepath=str(Path(out) / "enhanced_reprojections.h5"),
@@ -80,13 +73,7 @@ def main(checkpoint_path: str, stack_path: str, out: str, headroom_mb: float) ->
     assert isinstance(volume, ChunkedVolume), type(volume)
     XRFHDF5Dataset(filepath=str(Path(out) / "enhanced_volume.h5")).save(volume)
     # checked last: a failed allocation can leave glibc's heap fragmented for what follows
-    try:
-        whole = np.ones((n_el, n_frames, h, w), dtype=np.float32)
-    except MemoryError:
-        print("cap_bites: True")
-    else:
-        print(f"cap_bites: False ({whole.nbytes} bytes allocated under the cap)")
-        sys.exit(3)
+    require_cap_bites((n_el, n_frames, h, w))
     print(f"pipeline_ok: enhanced {n_el * n_frames * h * w * 4 / 2**20:.1f} MiB, volume "
           f"{np.prod(volume.shape) * 4 / 2**20:.1f} MiB under {headroom_mb} MiB headroom")
 

@@ -11,23 +11,15 @@ volume fails) and reconstructs the file slab by slab.  It prints ``cap_bites`` a
 
 from __future__ import annotations
 
-import resource
 import sys
-
-import numpy as np
 
 from xrf_sr_kedro.io.chunked import open_stack
 from xrf_sr_kedro.tomo.recon import reconstruct
 from xrf_sr_kedro.tomo.slabs import reconstruct_slabs
 
+from memory_cap import cap_data, require_cap_bites  # sibling module (the script's folder is on sys.path)
+
 RECON = dict(algorithm="sirt", n_iter=2)
-
-
-def vm_data_bytes() -> int:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmData:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmData in /proc/self/status")
 
 
 def main(stack_path: str, out_path: str, headroom_mb: float, slab_slices: int) -> None:
@@ -35,16 +27,9 @@ def main(stack_path: str, out_path: str, headroom_mb: float, slab_slices: int) -
     n_el, n_angles, n_rows, width = stack.shape
     # Warm-up: same geometry and slab size, so caches and thread pools exist.
     reconstruct(stack.read_rows(0, 0, slab_slices), stack.angles_deg, progress=False, **RECON)
-    cap = vm_data_bytes() + int(headroom_mb * 2**20)
-    resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+    cap_data(headroom_mb)
     volume_bytes = n_rows * width * width * 4
-    try:
-        whole = np.ones((n_rows, width, width), dtype=np.float32)
-    except MemoryError:
-        print("cap_bites: True")
-    else:
-        print(f"cap_bites: False ({whole.nbytes} bytes allocated under the cap)")
-        sys.exit(3)
+    require_cap_bites((n_rows, width, width))
     reconstruct_slabs(
         stack_path, out_path, slab_slices=slab_slices, parallel=None, progress=False, **RECON
     )
