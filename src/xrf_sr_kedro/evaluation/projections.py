@@ -42,7 +42,7 @@ from xrf_sr_kedro.evaluation.scoring import (
 )
 from xrf_sr_kedro.evaluation.table import make_row, results_table
 from xrf_sr_kedro.inference.engine import enhance_maps
-from xrf_sr_kedro.inference.refine import RefinementSettings, refine_stack
+from xrf_sr_kedro.inference.refine import RefinementSettings, refine_stack, was_refined
 from xrf_sr_kedro.io.checkpoint import load_checkpoint, model_from_checkpoint
 from xrf_sr_kedro.metrics.image import match_intensity
 from xrf_sr_kedro.metrics.plots import plot_fsc, plot_side_by_side
@@ -132,8 +132,7 @@ def refinement_counterpart(
     """
     if refinement is None:
         return None
-    done = selected.metadata.get("refinement")  # refine_if_enabled: {"enabled": False} or the settings
-    if done and done.get("enabled", True):
+    if was_refined(selected):
         logger.info("2-D table: the selected output is already refined; no 'selected_refined' row")
         return None
     refined = refine_stack(selected, raw, probe_intensity, refinement.anchor_weight, refinement.n_iter,

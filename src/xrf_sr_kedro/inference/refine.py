@@ -282,6 +282,14 @@ class RefinementSettings:
             raise ValueError(f"refinement.n_iter must be a positive int, got {self.n_iter!r}")
 
 
+def was_refined(stack: XRFStack) -> bool:
+    """Whether ``stack`` came out of :func:`refine_stack` (its ``metadata["refinement"]``
+    holds the settings; :func:`refine_if_enabled` with refinement off records
+    ``{"enabled": False}``, and a stack that never met this module has no record)."""
+    record = stack.metadata.get("refinement")
+    return bool(record) and bool(record.get("enabled", True))
+
+
 def refine_if_enabled(
     enhanced: XRFStack, measured: XRFStack, probe: ProbeIntensity, settings: RefinementSettings
 ) -> XRFStack:
