@@ -55,6 +55,9 @@ RUNS: dict[str, dict] = {
     "flips_l2": {"augmentation": "flips", "loss": "l2"},
     "dihedral_l2": {"augmentation": "dihedral", "loss": "l2"},
     "flips_lr3e-3": {"augmentation": "flips", "learning_rate": 3e-3},
+    # the default recipe forced to float32 (amp=False): flips_l2 trains in bf16 where the
+    # CPU computes it natively, this one everywhere in float32 (the precision control)
+    "flips_l2_fp32": {"augmentation": "flips", "loss": "l2", "amp": False},
 }
 
 #: mix name -> simulation.application_pairs fields that differ from conf/base (None: the file).

@@ -84,9 +84,52 @@ def test_recorded_training_loss_is_the_chosen_loss(loss, tmp_path):
         diffs = [model(lr[None])[0] - hr for lr, hr in (ds[i] for i in range(len(ds)))]
     expected = {"l1": float(np.mean([d.abs().mean() for d in diffs])),
                 "l2": float(np.mean([(d ** 2).mean() for d in diffs]))}
-    cfg = TrainConfig(epochs=1, batch_size=4, learning_rate=1e-12, seed=3, num_threads=1, loss=loss)
+    # amp=False: float32 like the naive reference (a CPU with native bf16 would train in bf16)
+    cfg = TrainConfig(epochs=1, batch_size=4, learning_rate=1e-12, seed=3, num_threads=1, loss=loss,
+                      amp=False)
     ckpt = fit(model, pairs, None, cfg, tmp_path)
     got = ckpt["history"]["train_l1"][0]
     assert got == pytest.approx(expected[loss], rel=1e-4)
     other = "l2" if loss == "l1" else "l1"
     assert got != pytest.approx(expected[other], rel=1e-2)
+
+
+# --- precision chosen for the hardware --------------------------------------------------
+
+@pytest.fixture
+def native_bf16_cpu(monkeypatch):
+    """A CPU that computes bf16 natively, whatever this machine is."""
+    from xrf_sr_kedro.inference import precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda *a, **k: True)
+    for var in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_training_autocast_follows_the_hardware(native_bf16_cpu, monkeypatch):
+    from xrf_sr_kedro.training.loop import training_autocast
+
+    cpu = torch.device("cpu")
+    assert training_autocast(True, cpu) == (torch.bfloat16, False)
+    assert training_autocast(False, cpu) == (None, False)
+    # the same CPU with bf16 ruled out (as on an AVX2-only machine): float32
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert training_autocast(True, cpu) == (None, False)
+
+
+def test_bf16_training_keeps_float32_weights_and_the_same_loss(native_bf16_cpu, tmp_path):
+    """Under bf16 autocast the weights stay float32 and the recorded loss is the float32
+    loss to bf16 rounding (about 3 significant digits), not another quantity."""
+    pairs, _ = _flyscan_pairs(8)
+    losses = {}
+    for amp in (False, True):
+        torch.manual_seed(0)
+        model = build_model("tiny")
+        cfg = TrainConfig(epochs=1, batch_size=4, learning_rate=1e-12, seed=3, num_threads=1,
+                          loss="l2", amp=amp)
+        ckpt = fit(model, pairs, None, cfg, tmp_path / str(amp))
+        assert all(v.dtype == torch.float32 for v in ckpt["model_state"].values())
+        assert next(model.parameters()).is_contiguous()  # handed back in the default layout
+        losses[amp] = ckpt["history"]["train_l1"][0]
+    assert losses[True] == pytest.approx(losses[False], rel=2e-2)
+    assert losses[True] != losses[False]  # bf16 did run

@@ -3,7 +3,8 @@
 L1 (or L2) loss, Adam, a step learning-rate schedule, random flip (or dihedral)
 augmentation,
 validation against bicubic upsampling, an atomic checkpoint every epoch, exact
-resume, mixed precision on CUDA and DistributedDataParallel under ``torchrun``.
+resume, mixed precision where the hardware computes it natively (:func:`training_autocast`),
+channels-last activations on CPU and DistributedDataParallel under ``torchrun``.
 The caller logs to MLflow from the returned history (or live through
 ``on_epoch_end``); this module imports no tracking or pipeline framework.
 What a checkpoint holds and how a run resumes live in
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xrf_sr_kedro.device import resolve_device
+from xrf_sr_kedro.inference.precision import resolve_precision
 from xrf_sr_kedro.io.checkpoint import save_checkpoint
 from xrf_sr_kedro.metrics.image import bicubic_upsample, psnr, ssim
 from xrf_sr_kedro.models.dual_branch import DualBranchConfig
@@ -89,8 +91,12 @@ class TrainConfig:
     seed : int
         Seed of shuffling and augmentation.
     amp : bool
-        Mixed precision on CUDA (bf16 autocast where supported, else fp16 with a
-        gradient scaler); ignored on CPU.
+        Mixed precision where the hardware computes it natively
+        (:func:`training_autocast`): bf16 autocast on a GPU that supports it (else
+        fp16 with a gradient scaler) and on a CPU with native bf16 (AVX-512 BF16 or
+        AMX, :func:`~xrf_sr_kedro.inference.precision.resolve_precision`); float32
+        elsewhere, where bf16 is emulated and slower.  Weights, optimiser state and
+        the loss stay float32.
     max_train_batches_per_epoch : int or None
         Cap on optimiser steps per epoch (quick runs); ``None`` for full epochs.
     num_threads : int or None
@@ -151,6 +157,31 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "paper": TrainConfig(epochs=250, batch_size=16, learning_rate=1e-4),
     "paper_fine_tuning": TrainConfig(epochs=50, batch_size=16, learning_rate=1e-5),
 }
+
+
+def training_autocast(amp: bool, dev: torch.device) -> tuple[torch.dtype | None, bool]:
+    """``(autocast dtype or None, needs a gradient scaler)`` for training on ``dev``.
+
+    The choice the inference engine's ``precision: auto`` makes
+    (:func:`~xrf_sr_kedro.inference.precision.resolve_precision`): bf16 where the
+    hardware computes it natively; on a GPU without bf16, fp16 with a gradient
+    scaler; float32 (no autocast) otherwise or with ``amp=False``.  On a CPU with
+    native bf16 the small preset trains about 1.6x faster than in float32
+    (``benchmarks/training.py``).
+    """
+    if not amp:
+        return None, False
+    if dev.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16, True
+    if resolve_precision("auto", dev) == "bfloat16":
+        return torch.bfloat16, False
+    return None, False
+
+
+def _memory_format(dev: torch.device) -> torch.memory_format:
+    """Channels-last on CPU: oneDNN's NHWC convolutions train the small preset about
+    1.1x (AVX2) to 1.5x (AVX-512) faster than NCHW, with the same float32 arithmetic."""
+    return torch.channels_last if dev.type == "cpu" else torch.contiguous_format
 
 
 def learning_rate_factor(epoch: int, cfg: TrainConfig) -> float:
@@ -342,18 +373,16 @@ def _fit(
     training_data: str,
     ctx: DistributedContext,
 ) -> dict[str, Any]:
-    model.to(dev)
+    model.to(dev, memory_format=_memory_format(dev))
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=cfg.betas)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: learning_rate_factor(e, cfg))
-    autocast_dtype: torch.dtype | None = None
-    scaler: torch.amp.GradScaler | None = None
-    if cfg.amp and dev.type == "cuda":
-        if torch.cuda.is_bf16_supported():
-            autocast_dtype = torch.bfloat16
-        else:
-            autocast_dtype = torch.float16
-            scaler = torch.amp.GradScaler("cuda")
+    autocast_dtype, needs_scaler = training_autocast(cfg.amp, dev)
+    scaler: torch.amp.GradScaler | None = torch.amp.GradScaler("cuda") if needs_scaler else None
+    if ctx.is_main:
+        logger.info("training precision: %s (amp=%s on %s)",
+                    "float32" if autocast_dtype is None else str(autocast_dtype).removeprefix("torch."),
+                    cfg.amp, dev)
 
     last_path = checkpoint_dir / LAST_NAME
     best_path = checkpoint_dir / BEST_NAME
@@ -362,6 +391,7 @@ def _fit(
         model, config, optimizer, scheduler, scaler, cfg, last_path, resume, init_checkpoint
     )
     if state.finished is not None:
+        model.to(memory_format=torch.contiguous_format)
         return state.finished
     history, start_epoch, parent = state.history, state.start_epoch, state.parent
 
@@ -396,8 +426,10 @@ def _fit(
                    "bicubic_psnr": math.nan, "bicubic_ssim": math.nan}
         if val is not None and (completed % cfg.val_every == 0 or completed == cfg.epochs):
             if ctx.is_main:
+                # float32 whatever the training precision: the scores that pick the
+                # checkpoint are the ones a rebuilt network reproduces
                 result = evaluate(
-                    model, val, cfg.batch_size, dev, autocast_dtype,
+                    model, val, cfg.batch_size, dev, None,
                     include_bicubic=bicubic_cache is None,
                 )
                 if bicubic_cache is None:
@@ -431,6 +463,7 @@ def _fit(
         barrier(ctx)
         epochs_bar.update(1)
     epochs_bar.close()
+    model.to(memory_format=torch.contiguous_format)  # as a rebuilt network: same kernels, same outputs
     return checkpoint
 
 
@@ -458,7 +491,7 @@ def _train_one_epoch(
         for step, (low_res, high_res) in enumerate(loader):
             if step >= n_batches:
                 break
-            low_res = low_res.to(dev, non_blocking=True)
+            low_res = low_res.to(dev, non_blocking=True, memory_format=_memory_format(dev))
             high_res = high_res.to(dev, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(
