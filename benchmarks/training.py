@@ -5,7 +5,10 @@ Run::
     .venv/bin/python benchmarks/training.py [--quick]
 
 For each preset: training steps (forward, L1 loss, backward, Adam step) on
-batches of 64x64 LR patches (256x256 HR), reported as patches/s; inference on one
+batches of 64x64 LR patches (256x256 HR), in the layout and precision ``fit`` trains
+in on this machine (channels-last on CPU; bf16 autocast where the hardware computes
+bf16 natively, :func:`xrf_sr_kedro.training.loop.training_autocast`), reported as
+patches/s, and at 32x32 also in plain float32 NCHW for the speedup; inference on one
 64x64 -> 256x256 batch, reported as megapixels of output per second; and, for
 ``small``, the wall time of one ``fit`` epoch over 1000 patches (the number the
 pipelines' default epochs are chosen from).  Uses CUDA when present.
@@ -23,7 +26,7 @@ import torch.nn.functional as F
 
 from xrf_sr_kedro.models.dual_branch import build_model, count_parameters
 from xrf_sr_kedro.device import resolve_device
-from xrf_sr_kedro.training.loop import TrainConfig, fit
+from xrf_sr_kedro.training.loop import TrainConfig, fit, training_autocast, training_memory_format
 from xrf_sr_kedro.types import PatchPairs
 
 
@@ -33,18 +36,27 @@ def _sync(device: torch.device) -> None:
 
 
 def train_throughput(
-    name: str, batch: int, steps: int, device: torch.device, lr_px: int = 64
+    name: str, batch: int, steps: int, device: torch.device, lr_px: int = 64,
+    as_fit: bool = True,
 ) -> float:
+    """Patches per second of training steps; ``as_fit``: in the layout and precision
+    ``fit`` trains in on ``device`` (channels-last on CPU, bf16 autocast where native),
+    otherwise plain float32 NCHW (the reference)."""
     torch.manual_seed(0)
-    model = build_model(name).to(device).train()
+    fmt = training_memory_format(device) if as_fit else torch.contiguous_format
+    autocast_dtype = training_autocast(True, device)[0] if as_fit else None
+    model = build_model(name).to(device, memory_format=fmt).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     scale = model.config.scale
-    x = torch.rand(batch, 1, lr_px, lr_px, device=device)
+    x = torch.rand(batch, 1, lr_px, lr_px, device=device).contiguous(memory_format=fmt)
     y = torch.rand(batch, 1, lr_px * scale, lr_px * scale, device=device)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        F.l1_loss(model(x), y).backward()
+        with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
+                            enabled=autocast_dtype is not None):
+            out = model(x)
+        F.l1_loss(out.float(), y).backward()
         opt.step()
 
     step()  # warm-up
@@ -96,7 +108,10 @@ def main() -> None:
     }
     if device.type == "cuda":
         plan = {k: (16, 20, 16, 20) for k in plan}
-    print(f"device: {device}, torch threads: {torch.get_num_threads()}, LR patch 64x64 -> 256x256")
+    dtype = training_autocast(True, device)[0]
+    print(f"device: {device}, torch threads: {torch.get_num_threads()}, LR patch 64x64 -> 256x256, "
+          f"training as fit() does: {'float32' if dtype is None else str(dtype)[6:]} autocast, "
+          f"{'channels-last' if training_memory_format(device) == torch.channels_last else 'NCHW'}")
     print(f"{'preset':<8} {'params':>11} {'batch':>5} {'train patches/s':>16} {'infer MP/s':>11}")
     results = {}
     for name, (tb, ts, ib, ir) in plan.items():
@@ -115,7 +130,11 @@ def main() -> None:
     print(f"paper_train_patches_per_s: {results['paper']:.3f}")
     # the default pretraining trains `small` on 32x32 LR patches (conf/base/parameters_pretraining.yml)
     small_32 = train_throughput("small", 8, 3 * plan["small"][1], device, lr_px=32)
+    ref_32 = train_throughput("small", 8, 3 * plan["small"][1], device, lr_px=32, as_fit=False)
     print(f"small 32x32 LR / 64x64 LR patches/s ratio: {small_32 / results['small']:.2f}")
+    print(f"training_precision: {'float32' if dtype is None else str(dtype)[6:]}")
+    print(f"small_train_patches_per_s_32px_float32_nchw: {ref_32:.2f}")
+    print(f"fit_speedup_vs_float32_nchw_32px: {small_32 / ref_32:.2f}")
     print(f"small_train_patches_per_s_32px: {small_32:.2f}")
     print(f"default_pretraining_min_at_this_rate: {16 * 2386 / small_32 / 60:.1f}")
 
