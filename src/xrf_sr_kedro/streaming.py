@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from xrf_sr_kedro.io.atomic import scratch_folder
 from xrf_sr_kedro.io.chunked import ChunkedStack, open_stack, slab_ranges, stack_writer
 from xrf_sr_kedro.parallel import ParallelConfig, client_for, map_slabs, task_setup
 
@@ -311,11 +311,8 @@ def enhance_stack_streamed(
     kwargs = {"tile_px": DEFAULT_TILE_PX, "overlap_px": DEFAULT_OVERLAP_PX, **engine_kwargs,
               "precision": resolve_precision(engine_kwargs.get("precision", "auto"),
                                              worker_device(cfg.device))}
-    if streaming_dir is not None:
-        Path(streaming_dir).mkdir(parents=True, exist_ok=True)
     # a new folder per call: two chains never share a file another's lazy handle reads
-    folder = Path(tempfile.mkdtemp(
-        prefix="xrf_sr_enhance_", dir=None if streaming_dir is None else str(streaming_dir)))
+    folder = scratch_folder("enhance", streaming_dir)
     coarse_path, out_path = folder / "coarse.h5", folder / "enhanced.h5"
     try:
         coarse = _write_coarse(coarse_path, stack, index, frames_per_slab)

@@ -89,6 +89,38 @@ def test_a_live_process_temporary_file_is_kept(tmp_path):
     assert live.exists() and other.exists()
 
 
+_KILLED_STREAMING = """
+import os, sys
+from xrf_sr_kedro.io.atomic import scratch_folder
+folder = scratch_folder("recon", sys.argv[1])
+(folder / "volume.h5").write_bytes(b"half a volume")
+os._exit(9)   # SIGKILL-like: no cleanup runs
+"""
+
+
+def test_next_streamed_step_removes_the_scratch_folder_of_a_killed_run(tmp_path):
+    """A streamed reconstruction killed outright leaves its folder; the next one on this
+    host removes it, and keeps folders of live processes, of other hosts and of other
+    names."""
+    from xrf_sr_kedro.io.atomic import _host_tag, scratch_folder
+
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run([sys.executable, "-c", _KILLED_STREAMING, str(tmp_path)], env=env)
+    assert done.returncode == 9
+    (left,) = tmp_path.glob("xrf_sr_recon_*")
+    assert (left / "volume.h5").exists()
+    live = tmp_path / f"xrf_sr_recon_{_host_tag()}_{os.getpid()}_abc"
+    other_host = tmp_path / "xrf_sr_recon_otherhost_999999999_abc"
+    other_kind = tmp_path / f"xrf_sr_enhance_{_host_tag()}_999999999_abc"
+    for d in (live, other_host, other_kind):
+        d.mkdir()
+    mine = scratch_folder("recon", tmp_path)
+    assert mine.is_dir() and mine.name.startswith(f"xrf_sr_recon_{_host_tag()}_{os.getpid()}_")
+    assert not left.exists()
+    assert live.exists() and other_host.exists() and other_kind.exists()
+
+
 _FIRST_RUN = """
 import sys
 from xrf_sr_kedro.hooks import create_mlflow_store

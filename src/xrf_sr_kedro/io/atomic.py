@@ -5,7 +5,8 @@ and renamed over it.  It gets the permissions a plain ``open()`` would give
 (``0o666`` minus the umask), so the group, or an ``mlflow ui`` service run as
 another user, can read what the project writes.  A save killed hard (SIGKILL, power
 loss) leaves its temporary file behind; the next save of the same target removes
-such leftovers whose process is gone.
+such leftovers whose process is gone.  The streamed steps' scratch folders
+(:func:`scratch_folder`) are cleaned up the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,3 +96,33 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _host_tag() -> str:
+    """This host's name, reduced to characters safe in a file name."""
+    return "".join(c if c.isalnum() or c == "-" else "-" for c in socket.gethostname()) or "host"
+
+
+def scratch_folder(kind: str, parent: str | os.PathLike | None = None) -> Path:
+    """A new scratch folder ``xrf_sr_<kind>_<host>_<pid>_*`` in ``parent`` (default: the
+    system's temporary folder), after removing the ``<kind>`` folders this host's
+    processes that are gone (killed outright: SIGKILL, out of memory) left there.
+
+    A failed or interrupted step removes its own folder; this is the net for a process
+    that could not.  Folders of live processes, of other hosts (a shared file system
+    on a cluster) and not named by this function are left alone.
+    """
+    if not kind.isidentifier():
+        raise ValueError(f"kind must be a plain name, got {kind!r}")
+    base = Path(tempfile.gettempdir() if parent is None else parent)
+    base.mkdir(parents=True, exist_ok=True)
+    prefix = f"xrf_sr_{kind}_{_host_tag()}_"
+    removed = 0
+    for old in base.glob(f"{prefix}*"):
+        pid_text = old.name[len(prefix):].split("_", 1)[0]
+        if old.is_dir() and pid_text.isdigit() and not pid_alive(int(pid_text)):
+            shutil.rmtree(old, ignore_errors=True)
+            removed += 1
+    if removed:
+        logger.info("Removed %d scratch folder(s) %s* left in %s by killed runs", removed, prefix, base)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}_", dir=base))

@@ -22,12 +22,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from xrf_sr_kedro.io.atomic import scratch_folder
 from xrf_sr_kedro.io.chunked import ChunkedStack, ChunkedVolume, slab_ranges, stack_writer
 from xrf_sr_kedro.io.volume_files import OUT_OF_CORE_MIN_VOXELS
 from xrf_sr_kedro.parallel import ParallelConfig
@@ -127,11 +127,7 @@ def reconstruct_stack_streamed(
     cfg = _parallel_config(parallel)
     # a new folder per call: two reconstructions (e.g. the evaluation's two halves)
     # never write into the file the other's lazy handle reads
-    if streaming_dir is not None:
-        Path(streaming_dir).mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(
-        prefix="xrf_sr_recon_", dir=None if streaming_dir is None else str(streaming_dir)
-    ))
+    folder = scratch_folder("recon", streaming_dir)
     stack_path, volume_path = folder / "stack_rows.h5", folder / "volume.h5"
     lazy = isinstance(stack, ChunkedStack)
     index = list(range(len(stack.elements))) if element_index is None else list(element_index)
