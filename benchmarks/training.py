@@ -7,7 +7,7 @@ Run::
 For each preset: training steps (forward, L1 loss, backward, Adam step) on
 batches of 64x64 LR patches (256x256 HR), in the layout and precision ``fit`` trains
 in on this machine (channels-last on CPU; bf16 autocast where the hardware computes
-bf16 natively, :func:`xrf_sr_kedro.training.loop.training_autocast`), reported as
+bf16 natively, :func:`xrf_sr_kedro.training.precision.training_autocast`), reported as
 patches/s, and at 32x32 also in plain float32 NCHW for the speedup; inference on one
 64x64 -> 256x256 batch, reported as megapixels of output per second; and, for
 ``small``, the wall time of one ``fit`` epoch over 1000 patches (the number the
@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 from xrf_sr_kedro.models.dual_branch import build_model, count_parameters
 from xrf_sr_kedro.device import resolve_device
-from xrf_sr_kedro.training.loop import TrainConfig, fit, training_autocast, training_memory_format
+from xrf_sr_kedro.training.loop import TrainConfig, fit
+from xrf_sr_kedro.training.precision import training_autocast, training_memory_format
 from xrf_sr_kedro.types import PatchPairs
 
 

@@ -107,7 +107,7 @@ def native_bf16_cpu(monkeypatch):
 
 
 def test_training_autocast_follows_the_hardware(native_bf16_cpu, monkeypatch):
-    from xrf_sr_kedro.training.loop import training_autocast
+    from xrf_sr_kedro.training.precision import training_autocast
 
     cpu = torch.device("cpu")
     assert training_autocast(True, cpu) == (torch.bfloat16, False)

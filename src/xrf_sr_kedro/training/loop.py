@@ -3,7 +3,7 @@
 L1 (or L2) loss, Adam, a step learning-rate schedule, random flip (or dihedral)
 augmentation,
 validation against bicubic upsampling, an atomic checkpoint every epoch, exact
-resume, mixed precision where the hardware computes it natively (:func:`training_autocast`),
+resume, mixed precision where the hardware computes it natively (:func:`~xrf_sr_kedro.training.precision.training_autocast`),
 channels-last activations on CPU and DistributedDataParallel under ``torchrun``.
 The caller logs to MLflow from the returned history (or live through
 ``on_epoch_end``); this module imports no tracking or pipeline framework.
@@ -34,7 +34,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from xrf_sr_kedro.device import resolve_device
-from xrf_sr_kedro.inference.precision import resolve_precision
 from xrf_sr_kedro.io.checkpoint import save_checkpoint
 from xrf_sr_kedro.metrics.image import bicubic_upsample, psnr, ssim
 from xrf_sr_kedro.models.dual_branch import DualBranchConfig
@@ -47,6 +46,7 @@ from xrf_sr_kedro.training.checkpointing import (
     resume_or_initialise,
 )
 from xrf_sr_kedro.training.data import AUGMENTATIONS, PatchPairDataset, make_train_loader
+from xrf_sr_kedro.training.precision import training_autocast, training_memory_format
 from xrf_sr_kedro.training.distributed import (
     DistributedContext,
     all_reduce_sum,
@@ -92,7 +92,7 @@ class TrainConfig:
         Seed of shuffling and augmentation.
     amp : bool
         Mixed precision where the hardware computes it natively
-        (:func:`training_autocast`): bf16 autocast on a GPU that supports it (else
+        (:func:`~xrf_sr_kedro.training.precision.training_autocast`): bf16 autocast on a GPU that supports it (else
         fp16 with a gradient scaler) and on a CPU with native bf16 (AVX-512 BF16 or
         AMX, :func:`~xrf_sr_kedro.inference.precision.resolve_precision`); float32
         elsewhere, where bf16 is emulated and slower.  Weights, optimiser state and
@@ -157,31 +157,6 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "paper": TrainConfig(epochs=250, batch_size=16, learning_rate=1e-4),
     "paper_fine_tuning": TrainConfig(epochs=50, batch_size=16, learning_rate=1e-5),
 }
-
-
-def training_autocast(amp: bool, dev: torch.device) -> tuple[torch.dtype | None, bool]:
-    """``(autocast dtype or None, needs a gradient scaler)`` for training on ``dev``.
-
-    The choice the inference engine's ``precision: auto`` makes
-    (:func:`~xrf_sr_kedro.inference.precision.resolve_precision`): bf16 where the
-    hardware computes it natively; on a GPU without bf16, fp16 with a gradient
-    scaler; float32 (no autocast) otherwise or with ``amp=False``.  On a CPU with
-    native bf16 the small preset trains about 1.6x faster than in float32
-    (``benchmarks/training.py``).
-    """
-    if not amp:
-        return None, False
-    if dev.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.float16, True
-    if resolve_precision("auto", dev) == "bfloat16":
-        return torch.bfloat16, False
-    return None, False
-
-
-def training_memory_format(dev: torch.device) -> torch.memory_format:
-    """Channels-last on CPU: oneDNN's NHWC convolutions train the small preset about
-    1.1x (AVX2) to 1.5x (AVX-512) faster than NCHW, with the same float32 arithmetic."""
-    return torch.channels_last if dev.type == "cpu" else torch.contiguous_format
 
 
 def learning_rate_factor(epoch: int, cfg: TrainConfig) -> float:
