@@ -51,6 +51,17 @@ def test_tv_beats_bicubic_on_a_noisy_map():
     assert tv_psnr > bic + 1.0, (tv_psnr, bic)
 
 
+def test_tv_solves_a_batch_of_maps_as_each_map_alone():
+    """The evaluation's TV control solves all projections in one call: every map of the
+    batch must come out as it does alone (own mean scale, own dual variables)."""
+    maps = np.stack([_noisy_map(seed=s, n=32, counts=c)[1] for s, c in ((3, 50.0), (4, 400.0))])
+    probe = gaussian_probe(40.0, 7.5)
+    batch = tv_deconvolution_sr(maps, probe, 4, weight=0.02, n_iter=40)
+    for k in range(len(maps)):
+        np.testing.assert_allclose(batch[k], tv_deconvolution_sr(maps[k], probe, 4, 0.02, n_iter=40),
+                                   rtol=1e-6, atol=1e-6 * float(batch[k].max()))
+
+
 def test_tv_with_zero_weight_fits_the_data_and_keeps_the_count_level():
     x, y, probe = _noisy_map(seed=2)
     est = tv_deconvolution_sr(y, probe, 4, weight=0.0, n_iter=150)
