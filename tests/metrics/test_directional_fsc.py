@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from xrf_sr_kedro.metrics.fsc import (
@@ -89,3 +90,21 @@ def test_empty_shells_of_a_non_cubic_array_are_not_a_crossing():
     table = directional_fsc(vol, vol, 7.5, "axial", cone_half_angle_deg=30.0)
     assert (table["n_voxels"].to_numpy()[1:] == 0).any()  # the case under test exists
     assert resolution_nm(table, "one_bit") == pytest.approx(15.0)
+
+
+@pytest.mark.parametrize("apodize, use_mask", [(False, False), (True, True)])
+def test_all_directions_at_once_equal_the_separate_tables(apodize, use_mask):
+    """The evaluation's one-FFT scoring gives the tables of the three separate calls."""
+    from xrf_sr_kedro.metrics.fsc import fsc_all_directions
+
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((12, 20, 18))
+    b = a + 0.7 * rng.standard_normal(a.shape)
+    mask = (rng.random(a.shape) > 0.2).astype(float) if use_mask else None
+    tables = fsc_all_directions(a, b, 7.5, 25.0, apodize, mask)
+    pd.testing.assert_frame_equal(tables["all"], fourier_shell_correlation(a, b, 7.5, apodize, mask))
+    for d in ("axial", "equatorial"):
+        expected = directional_fsc(a, b, 7.5, d, 25.0, apodize, mask)
+        pd.testing.assert_frame_equal(tables[d], expected)
+        assert tables[d].attrs == expected.attrs
+    assert not tables["axial"]["n_voxels"].equals(tables["all"]["n_voxels"])  # a real subset

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from xrf_sr_kedro.metrics.fsc import directional_fsc, fourier_shell_correlation, resolution_nm
+from xrf_sr_kedro.metrics.fsc import fsc_all_directions, resolution_nm
 from xrf_sr_kedro.metrics.image import match_intensity, psnr, ssim
 from xrf_sr_kedro.metrics.resolution import (
     RAYLEIGH_DIP,
@@ -101,11 +101,8 @@ def score_against_truth(
     """
     matched = match_intensity(estimate, truth)
     data_range = float(truth.max() - truth.min())
-    curves = {"all": fourier_shell_correlation(matched, truth, pixel_size_nm, settings.apodize, mask)}
-    for direction in ("axial", "equatorial"):
-        curves[direction] = directional_fsc(
-            matched, truth, pixel_size_nm, direction, settings.cone_half_angle_deg, settings.apodize, mask
-        )
+    curves = fsc_all_directions(matched, truth, pixel_size_nm, settings.cone_half_angle_deg,
+                                settings.apodize, mask)
     values = {
         "psnr_db": psnr(matched, truth, data_range=data_range),
         "ssim": ssim(matched, truth, data_range=data_range),

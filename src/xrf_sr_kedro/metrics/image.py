@@ -23,7 +23,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from xrf_sr_kedro.baselines.upsampling import bicubic_upsample  # moved there; re-exported
 
@@ -137,7 +136,8 @@ def ssim(
     ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
     use_sample_covariance=False, data_range=L)`` to 1e-6 (the tolerance
     tests/metrics/test_image_metrics.py checks; float64 agrees to ~1e-15).  Computed in
-    float64 with separable ``conv2d`` on the inputs' device.
+    float64 with the separable window as weighted sums of shifted views on the inputs'
+    device.
 
     References
     ----------
@@ -154,11 +154,20 @@ def ssim(
             f"images must be at least win_size={win_size} pixels on each side, got {h}x{w}"
         )
     g = _gaussian_window(win_size, sigma, p4.dtype, p4.device)
-    gx = g.view(1, 1, 1, win_size)
-    gy = g.view(1, 1, win_size, 1)
+    taps = [float(v) for v in g]
 
     def filt(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.conv2d(x, gx), gy)
+        # the separable window as weighted sums of shifted views ("valid" positions):
+        # the same sums in the same order as conv2d with 1 x win and win x 1 kernels,
+        # 3-4x faster on CPU in float64, where conv2d has no optimised kernel
+        w_out, h_out = x.shape[-1] - win_size + 1, x.shape[-2] - win_size + 1
+        rows = x[..., :, 0:w_out] * taps[0]
+        for k in range(1, win_size):
+            rows.add_(x[..., :, k : k + w_out], alpha=taps[k])
+        out = rows[..., 0:h_out, :] * taps[0]
+        for k in range(1, win_size):
+            out.add_(rows[..., k : k + h_out, :], alpha=taps[k])
+        return out
 
     c1 = (0.01 * data_range) ** 2
     c2 = (0.03 * data_range) ** 2
