@@ -6,12 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xrf_sr_kedro.metrics.fsc import (
-    crowther_limit_nm,
-    directional_fsc,
-    fourier_shell_correlation,
-    resolution_nm,
-)
+from xrf_sr_kedro.metrics.directional_fsc import crowther_limit_nm, directional_fsc, fsc_all_directions
+from xrf_sr_kedro.metrics.fsc import fourier_shell_correlation, resolution_nm
 
 
 def _blurred_noisy(shape, sigma_axes_px, noise, seed):
@@ -95,8 +91,6 @@ def test_empty_shells_of_a_non_cubic_array_are_not_a_crossing():
 @pytest.mark.parametrize("apodize, use_mask", [(False, False), (True, True)])
 def test_all_directions_at_once_equal_the_separate_tables(apodize, use_mask):
     """The evaluation's one-FFT scoring gives the tables of the three separate calls."""
-    from xrf_sr_kedro.metrics.fsc import fsc_all_directions
-
     rng = np.random.default_rng(7)
     a = rng.standard_normal((12, 20, 18))
     b = a + 0.7 * rng.standard_normal(a.shape)

@@ -16,7 +16,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from xrf_sr_kedro.metrics.fsc import fsc_all_directions, resolution_nm
+from xrf_sr_kedro.metrics.directional_fsc import fsc_all_directions
+from xrf_sr_kedro.metrics.fsc import resolution_nm
 from xrf_sr_kedro.metrics.image import match_intensity, psnr, ssim
 from xrf_sr_kedro.metrics.resolution import (
     RAYLEIGH_DIP,

@@ -31,7 +31,8 @@ from xrf_sr_kedro.evaluation.scoring import (
     score_against_truth,
 )
 from xrf_sr_kedro.evaluation.table import make_row, results_table
-from xrf_sr_kedro.metrics.fsc import crowther_limit_nm, fourier_shell_correlation, resolution_nm
+from xrf_sr_kedro.metrics.directional_fsc import crowther_limit_nm
+from xrf_sr_kedro.metrics.fsc import fourier_shell_correlation, resolution_nm
 from xrf_sr_kedro.metrics.image import match_intensity
 from xrf_sr_kedro.metrics.plots import plot_fsc, plot_side_by_side
 from xrf_sr_kedro.metrics.resolution import pairs_from_features
