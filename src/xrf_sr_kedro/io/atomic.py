@@ -50,6 +50,11 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _left_by_dead_process(pid_text: str) -> bool:
+    """True for a pid taken from a leftover's name whose process is gone on this host."""
+    return pid_text.isdigit() and not pid_alive(int(pid_text))
+
+
 def remove_stale_temporaries(target: str | os.PathLike) -> list[Path]:
     """Delete ``.<name>.<pid>.*.tmp`` files beside ``target`` whose process is gone.
 
@@ -60,7 +65,7 @@ def remove_stale_temporaries(target: str | os.PathLike) -> list[Path]:
     removed = []
     for tmp in target.parent.glob(f".{target.name}.*.tmp"):
         pid_text = tmp.name[len(target.name) + 2 :].split(".", 1)[0]
-        if not pid_text.isdigit() or pid_alive(int(pid_text)):
+        if not _left_by_dead_process(pid_text):
             continue
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -120,7 +125,7 @@ def scratch_folder(kind: str, parent: str | os.PathLike | None = None) -> Path:
     removed = 0
     for old in base.glob(f"{prefix}*"):
         pid_text = old.name[len(prefix):].split("_", 1)[0]
-        if old.is_dir() and pid_text.isdigit() and not pid_alive(int(pid_text)):
+        if old.is_dir() and _left_by_dead_process(pid_text):
             shutil.rmtree(old, ignore_errors=True)
             removed += 1
     if removed:

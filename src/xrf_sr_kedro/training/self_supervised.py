@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from xrf_sr_kedro.normalisation import minmax_range, normalise
 from xrf_sr_kedro.physics.flyscan import flyscan
 from xrf_sr_kedro.training.precision import training_autocast
 
@@ -73,13 +74,13 @@ def thinning_loss(
     """``mean(((A f(y1 / p) - y2 / (1 - p)) / range)^2)`` over the crops' interiors.
 
     ``y1``, ``y2``: (n, h, w) counts; each input ``y1 / p`` is normalised by its own
-    min/max (``range = max - min``), and the network's output is mapped back to counts
+    min/max (:func:`~xrf_sr_kedro.normalisation.minmax_range`, ``range = hi - lo``), and the network's output is mapped back to counts
     before the fly-scan ``A`` (``probe`` on the fine grid, ``scale`` fine pixels a step).
     """
     inp = np.asarray(y1, dtype=np.float64) / p
-    lo = inp.min(axis=(1, 2), keepdims=True)
-    span = np.maximum(inp.max(axis=(1, 2), keepdims=True) - lo, 1.0)
-    x = torch.from_numpy(((inp - lo) / span).astype(np.float32))[:, None]
+    lo, hi = minmax_range(inp)  # the engine's normalisation of a measured map
+    span = hi - lo
+    x = torch.from_numpy(normalise(inp, lo, hi))[:, None]
     lo_t = torch.from_numpy(lo.astype(np.float32))[:, None]
     span_t = torch.from_numpy(span.astype(np.float32))[:, None]
     target = torch.from_numpy((np.asarray(y2, dtype=np.float64) / (1 - p)).astype(np.float32))[:, None]
