@@ -50,6 +50,9 @@ def main() -> None:
     ap.add_argument("--p", type=float, default=0.8, help="fraction of the counts given to the input")
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--equivariance", type=float, default=0.0,
+                    help="weight of the scale-equivariance loss (0: thinning only)")
+    ap.add_argument("--factor", type=int, default=2, help="zoom-out factor of the equivariance loss")
     ap.add_argument("--out", default="data/06_models/recipe/self_supervised.pt")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -61,7 +64,9 @@ def main() -> None:
     probe = torch.from_numpy(resample_probe(probe_ds, stack.pixel_size_nm / scale).intensity.astype(np.float32))
     ckpt = load_checkpoint(args.checkpoint)
     settings = SelfSupervisedSettings(steps=args.steps, batch=args.batch, crop_px=args.crop,
-                                      margin_px=args.margin, p=args.p, learning_rate=args.lr, seed=args.seed)
+                                      margin_px=args.margin, p=args.p, learning_rate=args.lr, seed=args.seed,
+                                      equivariance_weight=args.equivariance,
+                                      equivariance_factor=args.factor)
     t0 = time.perf_counter()
     tuned, losses = fine_tune_on_counts(model_from_checkpoint(ckpt), counts, probe, scale, settings)
     wall = time.perf_counter() - t0

@@ -20,9 +20,13 @@ def test_the_selected_network_feeds_enhancement_and_both_3d_chains():
     tomo = tomography()
     users = [n.name for n in tomo.nodes if "selected_model" in n.inputs]
     assert len(users) == 2 and not any("fine_tuned_model" in n.inputs for n in tomo.nodes)
-    chooser = [n for n in fine_tuning().nodes if "selected_model" in n.outputs]
+    chooser = [n for n in fine_tuning().nodes if "region_selected_model" in n.outputs]
     assert len(chooser) == 1
     assert set(chooser[0].inputs) == {"pretrained_model", "fine_tuned_model", "validation_region_pairs"}
+    # then the optional adaptation to the measured counts (no truth) writes selected_model
+    (adapter,) = [n for n in fine_tuning().nodes if "selected_model" in n.outputs]
+    assert set(adapter.inputs) == {"region_selected_model", "raw_xrf", "probe_intensity",
+                                   "params:fine_tuning.self_supervised"}
 
 
 def test_pretraining_trains_on_application_pairs_and_chooses_on_the_validation_region():

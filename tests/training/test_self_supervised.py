@@ -12,6 +12,7 @@ from xrf_sr_kedro.physics.probe import gaussian_probe
 from xrf_sr_kedro.training.self_supervised import (
     SelfSupervisedSettings,
     fine_tune_on_counts,
+    scale_equivariance_loss,
     thin,
     thinning_loss,
 )
@@ -93,3 +94,41 @@ def test_settings_are_checked():
     with pytest.raises(ValueError, match="larger than the maps"):
         fine_tune_on_counts(build_model("tiny"), counts, torch.from_numpy(probe.intensity), 4,
                             SelfSupervisedSettings(crop_px=64))
+
+
+def test_scale_equivariance_loss_agrees_with_a_naive_reference_and_leaves_its_target_alone():
+    counts, probe = _measured(n=2, size=32)
+    probe_t = torch.from_numpy(probe.intensity.astype(np.float32))
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    fine = (torch.rand(2, 1, 128, 128) * 50 + 5).requires_grad_()
+    got = scale_equivariance_loss(model, fine, 0.8, probe_t, 4, 2, 1, torch.Generator().manual_seed(7))
+    got.backward()
+    assert fine.grad is None  # the zoomed-out output is a target, not a path for gradients
+    # naive reference: zoom out by 2x2 means, scan, the same Poisson draws, one map at a time
+    small = fine.detach().reshape(2, 1, 64, 2, 64, 2).mean(axis=(3, 5))
+    scanned = flyscan(small, probe_t, 4).clamp_min(0).double()  # the operator's float32 path
+    noisy = (torch.poisson(0.8 * scanned,
+                           generator=torch.Generator().manual_seed(7)) / 0.8)[:, 0].numpy()
+    errs = []
+    for k in range(2):
+        lo, hi = noisy[k].min(), noisy[k].max()
+        with torch.no_grad():
+            out = model(torch.from_numpy(((noisy[k] - lo) / (hi - lo)).astype(np.float32))[None, None])
+        err = (out[0, 0].numpy() * (hi - lo) + lo - small[k, 0].numpy()) / (hi - lo)
+        errs.append((err[4:-4, 4:-4] ** 2).mean())
+    assert float(got.detach()) == pytest.approx(float(np.mean(errs)), rel=1e-3)
+
+
+def test_without_the_equivariance_term_the_loop_is_unchanged():
+    counts, probe = _measured(n=3, size=64)
+    probe_t = torch.from_numpy(probe.intensity.astype(np.float32))
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    base = SelfSupervisedSettings(steps=5, batch=2, crop_px=12, margin_px=2)
+    _, plain = fine_tune_on_counts(model, counts, probe_t, 4, base)
+    _, again = fine_tune_on_counts(model, counts, probe_t, 4, base)
+    _, with_ei = fine_tune_on_counts(model, counts, probe_t, 4,
+                                     SelfSupervisedSettings(**{**base.__dict__, "equivariance_weight": 0.5}))
+    assert plain == again
+    assert with_ei[0] > plain[0]  # the same first thinning loss plus a positive equivariance term

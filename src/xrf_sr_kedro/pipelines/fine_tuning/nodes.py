@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from xrf_sr_kedro.physics.dose_matched import DoseMatchedSettings, dose_matched_pairs
 from xrf_sr_kedro.physics.pairs import pairs_from_scans
 from xrf_sr_kedro.pipelines._params import validated
+from xrf_sr_kedro.training.adaptation import AdaptationSettings, adapt_to_counts
 from xrf_sr_kedro.training.checkpointing import CheckpointSettings
 from xrf_sr_kedro.training.loop import TrainConfig
 from xrf_sr_kedro.training.selection import fine_tuning_data, select_checkpoint
@@ -19,6 +20,7 @@ from xrf_sr_kedro.types import PatchPairs, ProbeIntensity, XRFStack
 TrainParams = validated(TrainConfig)
 CheckpointParams = validated(CheckpointSettings)
 DoseMatchedParams = validated(DoseMatchedSettings)
+AdaptationParams = validated(AdaptationSettings)
 
 
 @validated
@@ -73,6 +75,18 @@ def select_model(
     return select_checkpoint(
         {"pretrained": pretrained_model, "fine_tuned": fine_tuned_model}, validation_region_pairs
     )
+
+
+def adapt_to_measurement(
+    region_selected_model: dict[str, Any],
+    raw_xrf: XRFStack,
+    probe_intensity: ProbeIntensity,
+    settings: AdaptationParams,
+) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]]]:
+    """``selected_model``: the network chosen on the validation region, adapted to the
+    measured counts by binomial thinning when ``fine_tuning.self_supervised.steps`` > 0
+    and kept only if it explains held-out projections better (no truth used)."""
+    return adapt_to_counts(region_selected_model, raw_xrf, probe_intensity, settings)
 
 
 def fine_tune(

@@ -1,7 +1,9 @@
 """Fine-tuning: the pretrained network on (coarse, fine) scans of another region
 (the paper's recipe), on application-scale pairs, or on application-scale pairs at the
 measured data's dose (``fine_tuning.data``); then the
-choice of the network the 3-D chain uses (``selected_model``, on the validation region)."""
+choice of the network the 3-D chain uses (on the validation region), optionally
+adapted to the measured counts themselves (``fine_tuning.self_supervised``) into
+``selected_model``."""
 
 from kedro.pipeline import Pipeline, node, pipeline
 
@@ -40,8 +42,15 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 nodes.select_model,
                 ["pretrained_model", "fine_tuned_model", "validation_region_pairs"],
-                ["selected_model", "model_selection_metrics"],
+                ["region_selected_model", "model_selection_metrics"],
                 name="select_model_on_validation_region",
+            ),
+            node(
+                nodes.adapt_to_measurement,
+                ["region_selected_model", "raw_xrf", "probe_intensity",
+                 "params:fine_tuning.self_supervised"],
+                ["selected_model", "self_supervised_metrics"],
+                name="adapt_to_measured_counts",
             ),
         ],
         tags=["fine_tuning", "training"],
