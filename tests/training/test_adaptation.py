@@ -81,7 +81,7 @@ def test_maps_that_are_not_counts_are_refused_before_training():
     stack, probe = _stack(n=4)
     normalised = XRFStack(data=stack.data / 1234.5, pixel_size_nm=30.0, elements=("Zn_K",),
                           angles_deg=stack.angles_deg, units="counts per I0")
-    with pytest.raises(ValueError, match="raw_xrf: the maps are not raw counts"):
+    with pytest.raises(ValueError, match="raw_xrf: the maps are in 'counts per I0', not detector counts"):
         adapt_to_counts(ckpt, normalised, probe, AdaptationSettings(steps=5))
     bad = stack.data.copy()
     bad[0, 0, 0, 0] = np.nan

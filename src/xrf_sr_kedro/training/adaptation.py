@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from xrf_sr_kedro.io.checks import COUNT_UNITS, FITTED_UNITS
 from xrf_sr_kedro.io.checkpoint import config_from_checkpoint, model_from_checkpoint
 from xrf_sr_kedro.physics.probe import resample_probe
 from xrf_sr_kedro.training.self_supervised import (
@@ -38,10 +39,6 @@ from xrf_sr_kedro.types import ProbeIntensity, XRFStack
 logger = logging.getLogger(__name__)
 
 __all__ = ["AdaptationSettings", "adapt_to_counts", "held_out_thinning_loss"]
-
-#: Largest distance of a measured value from an integer that still counts as a count.
-COUNT_TOLERANCE = 1e-3
-
 
 @dataclass(frozen=True)
 class AdaptationSettings(SelfSupervisedSettings):
@@ -62,17 +59,26 @@ class AdaptationSettings(SelfSupervisedSettings):
 
 
 def _counts(stack: XRFStack, name: str) -> np.ndarray:
-    """The stack's data as integer counts, or a clear error naming why not."""
+    """The stack's data as integer counts (rounded, negatives set to 0), or a clear error.
+
+    Fitted XRF maps and simulated ones with readout noise are counts that are not
+    integers; rounding them moves each value by at most half a count.  Maps in other
+    units (e.g. normalised by the incident flux) are refused: their noise is not Poisson
+    in those units.
+    """
     data = np.asarray(stack.data, dtype=np.float64)
+    if str(stack.units).strip().lower() not in COUNT_UNITS | FITTED_UNITS:
+        raise ValueError(f"{name}: the maps are in {stack.units!r}, not detector counts "
+                         f"({sorted(COUNT_UNITS | FITTED_UNITS)}); binomial "
+                         "thinning needs counts (not maps normalised by the incident flux) - give "
+                         "the unnormalised counts or set fine_tuning.self_supervised.steps: 0")
     if not np.all(np.isfinite(data)):
         raise ValueError(f"{name}: the maps contain NaN or infinite values; self-supervised "
-                         "adaptation needs raw counts (fine_tuning.self_supervised.steps: 0 to skip it)")
-    if data.min() < 0 or np.abs(data - np.rint(data)).max() > COUNT_TOLERANCE:
-        raise ValueError(f"{name}: the maps are not raw counts (negative or non-integer values, "
-                         f"units {stack.units!r}); binomial thinning needs the detector's counts, "
-                         "not maps normalised by the incident flux - give the unnormalised counts "
-                         "or set fine_tuning.self_supervised.steps: 0")
-    return np.rint(data).astype(np.int64)
+                         "adaptation needs finite counts (fine_tuning.self_supervised.steps: 0 to skip it)")
+    counts = np.rint(np.clip(data, 0, None)).astype(np.int64)
+    logger.info("%s: counts rounded to integers for thinning (%.2g %% of the values were negative)",
+                name, 100.0 * float(np.mean(data < 0)))
+    return counts
 
 
 def held_out_thinning_loss(
