@@ -60,6 +60,7 @@ def test_adaptation_is_kept_when_it_explains_held_out_projections_better():
     out, metrics = adapt_to_counts(ckpt, stack, probe, settings)
     record = out["adaptation"]
     assert record["kept"] and record["held_out_loss_after"] < 0.8 * record["held_out_loss_before"]
+    assert record["split_half_independent"] is False  # it has seen both halves' counts
     assert not _weights_equal(out["model_state"], ckpt["model_state"])
     model_from_checkpoint(out)  # still a loadable checkpoint of the same architecture
     assert metrics["kept"][0]["value"] == 1.0 and len(metrics["train_loss"]) == 1

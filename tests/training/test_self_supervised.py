@@ -12,7 +12,6 @@ from xrf_sr_kedro.physics.probe import gaussian_probe
 from xrf_sr_kedro.training.self_supervised import (
     SelfSupervisedSettings,
     fine_tune_on_counts,
-    null_space_difference,
     scale_equivariance_loss,
     thin,
     thinning_loss,
@@ -133,34 +132,3 @@ def test_without_the_equivariance_term_the_loop_is_unchanged():
                                      SelfSupervisedSettings(**{**base.__dict__, "equivariance_weight": 0.5}))
     assert plain == again
     assert with_ei[0] > plain[0]  # the same first thinning loss plus a positive equivariance term
-
-
-def test_null_space_difference_sees_only_detail_finer_than_the_scan_step():
-    rng = np.random.default_rng(0)
-    coarse = torch.from_numpy(rng.random((2, 1, 4, 5))).repeat_interleave(4, -2).repeat_interleave(4, -1)
-    base = torch.from_numpy(rng.random((2, 1, 16, 20)))
-    # a difference constant on each 4 x 4 block is what the scan step resolves: no penalty
-    assert float(null_space_difference(base + coarse, base, 4)) == pytest.approx(0.0, abs=1e-12)
-    # a checkerboard averages to zero on every block: all of it is penalised
-    yy, xx = np.mgrid[:16, :20]
-    checker = torch.from_numpy(np.where((yy + xx) % 2 == 0, 0.3, -0.3))[None, None].repeat(2, 1, 1, 1)
-    assert float(null_space_difference(base + checker, base, 4)) == pytest.approx(0.09, rel=1e-9)
-    with pytest.raises(ValueError, match="null_space_anchor"):
-        SelfSupervisedSettings(null_space_anchor=-1.0)
-
-
-def test_the_anchor_keeps_the_tuned_networks_sub_step_detail_near_the_base_network():
-    counts, probe = _measured()
-    probe_t = torch.from_numpy(probe.intensity.astype(np.float32))
-    torch.manual_seed(0)
-    model = build_model("tiny").eval()
-    base = SelfSupervisedSettings(steps=30, batch=4, crop_px=12, margin_px=2, learning_rate=3e-3)
-    free, _ = fine_tune_on_counts(model, counts, probe_t, 4, base)
-    held, _ = fine_tune_on_counts(model, counts, probe_t, 4,
-                                  SelfSupervisedSettings(**{**base.__dict__, "null_space_anchor": 100.0}))
-    x = torch.from_numpy((counts[:2] / counts[:2].max()).astype(np.float32))[:, None]
-    with torch.no_grad():
-        ref = model(x)
-        drift_free = float(null_space_difference(free(x), ref, 4))
-        drift_held = float(null_space_difference(held(x), ref, 4))
-    assert drift_held < 0.5 * drift_free, (drift_held, drift_free)

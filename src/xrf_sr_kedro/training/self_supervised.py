@@ -50,15 +50,12 @@ class SelfSupervisedSettings:
     seed: int = 0
     equivariance_weight: float = 0.0
     equivariance_factor: int = 2
-    null_space_anchor: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.p < 1.0:
             raise ValueError(f"p must be in (0, 1), got {self.p!r}")
         if not 0 <= 2 * self.margin_px < self.crop_px:
             raise ValueError(f"margin_px ({self.margin_px}) must leave part of crop_px ({self.crop_px})")
-        if self.null_space_anchor < 0:
-            raise ValueError(f"null_space_anchor must be >= 0, got {self.null_space_anchor!r}")
         if self.equivariance_weight < 0:
             raise ValueError(f"equivariance_weight must be >= 0, got {self.equivariance_weight!r}")
         if int(self.steps) < 0:
@@ -80,7 +77,6 @@ def thin(counts: np.ndarray, p: float, rng: np.random.Generator) -> tuple[np.nda
 def thinning_loss(
     model: nn.Module, y1: np.ndarray, y2: np.ndarray, p: float, probe: torch.Tensor, scale: int,
     margin_px: int = 0, autocast_dtype: torch.dtype | None = None, return_fine: bool = False,
-    anchor: tuple[float, nn.Module] | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """``mean(((A f(y1 / p) - y2 / (1 - p)) / range)^2)`` over the crops' interiors.
 
@@ -97,35 +93,14 @@ def thinning_loss(
     target = torch.from_numpy((np.asarray(y2, dtype=np.float64) / (1 - p)).astype(np.float32))[:, None]
     with torch.autocast("cpu", dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
         out = model(x)
-        if anchor is not None:  # (weight, base network): the base's output on the same input
-            with torch.no_grad():
-                base_out = anchor[1](x).float()
     fine = out.float() * span_t + lo_t
-    if anchor is not None:
-        anchor_term = anchor[0] * null_space_difference(out.float(), base_out, scale)
     pred = flyscan(fine, probe, scale)
     h, w = pred.shape[-2:]
     m = int(margin_px)
     loss = ((((pred - target) / span_t)[..., m:h - m, m:w - m]) ** 2).mean()
-    if anchor is not None:
-        loss = loss + anchor_term
     if return_fine:
         return loss, fine
     return loss
-
-
-def null_space_difference(a: torch.Tensor, b: torch.Tensor, scale: int) -> torch.Tensor:
-    """``mean(d_hf^2)`` of ``d = a - b`` (N, 1, H, W): its part finer than the scan step.
-
-    ``d_hf = d - up(mean_scale(d))`` (means over ``scale x scale`` blocks, repeated back):
-    roughly what the fly-scan averages away, where the thinning loss cannot see the
-    network.  Anchoring it to the base network keeps the adapted network's detail
-    below the step (learnt in pretraining) while the thinning loss moves the rest.
-    """
-    d = a - b
-    low = torch.nn.functional.avg_pool2d(d, scale)
-    hf = d - torch.repeat_interleave(torch.repeat_interleave(low, scale, dim=-2), scale, dim=-1)
-    return (hf ** 2).mean()
 
 
 def scale_equivariance_loss(
@@ -178,12 +153,6 @@ def fine_tune_on_counts(
     torch.manual_seed(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
     tuned = copy.deepcopy(model).train()
-    anchor = None
-    if settings.null_space_anchor > 0:
-        base = copy.deepcopy(model).eval()
-        for q in base.parameters():
-            q.requires_grad_(False)
-        anchor = (settings.null_space_anchor, base)
     autocast_dtype, _ = training_autocast(True, torch.device("cpu"))
     opt = torch.optim.Adam(tuned.parameters(), lr=settings.learning_rate)
     losses = []
@@ -197,7 +166,7 @@ def fine_tune_on_counts(
             y1, y2 = thin(crops, settings.p, rng)
             opt.zero_grad(set_to_none=True)
             loss, fine = thinning_loss(tuned, y1, y2, settings.p, probe, scale, settings.margin_px,
-                                       autocast_dtype, return_fine=True, anchor=anchor)
+                                       autocast_dtype, return_fine=True)
             if settings.equivariance_weight > 0:
                 loss = loss + settings.equivariance_weight * scale_equivariance_loss(
                     tuned, fine, settings.p, probe, scale, settings.equivariance_factor,
