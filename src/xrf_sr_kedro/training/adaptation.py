@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["AdaptationSettings", "adapt_to_counts", "held_out_thinning_loss"]
 
+
 @dataclass(frozen=True)
 class AdaptationSettings(SelfSupervisedSettings):
     """The training settings of :class:`SelfSupervisedSettings` (``steps: 0`` turns the
@@ -127,12 +128,12 @@ def adapt_to_counts(
     test_counts = counts[:, held].reshape(-1, h, w)
     probe = torch.from_numpy(
         resample_probe(probe_intensity, stack.pixel_size_nm / scale).intensity.astype(np.float32))
-    t = settings
     logger.info("self-supervised adaptation to %s: %d steps on %d maps, %d held out",
-                name, t.steps, len(train_counts), len(test_counts))
+                name, settings.steps, len(train_counts), len(test_counts))
     base = model_from_checkpoint(checkpoint)
-    tuned, losses = fine_tune_on_counts(base, train_counts, probe, scale, t)
-    score = dict(p=t.p, margin_px=t.margin_px, splits=settings.holdout_splits, seed=t.seed + 1)
+    tuned, losses = fine_tune_on_counts(base, train_counts, probe, scale, settings)
+    score = dict(p=settings.p, margin_px=settings.margin_px, splits=settings.holdout_splits,
+                 seed=settings.seed + 1)
     before = held_out_thinning_loss(base, test_counts, probe, scale, **score)
     after = held_out_thinning_loss(tuned, test_counts, probe, scale, **score)
     kept = after < before
@@ -148,10 +149,10 @@ def adapt_to_counts(
     if kept:
         out["model_state"] = {k: v.detach().clone().contiguous() for k, v in tuned.state_dict().items()}
     out["adaptation"] = {
-        "steps": int(t.steps), "kept": bool(kept), "data": name,
+        "steps": int(settings.steps), "kept": bool(kept), "data": name,
         "split_half_independent": not kept,
         "held_out_loss_before": before, "held_out_loss_after": after,
-        "settings": asdict(t),
+        "settings": asdict(settings),
     }
     metrics: dict[str, list[dict[str, float]]] = {
         "train_loss": [{"value": float(np.mean(losses[i:i + 100])), "step": i + 100}

@@ -11,9 +11,10 @@ compared with ``y2 / (1 - p)``:
 
 an unbiased loss for what the measurement determines (:func:`thinning_loss`).  A fresh
 split every step gives an endless supply of pairs from one scan
-(:func:`fine_tune_on_counts`).  Measured on the default run
-(``benchmarks/self_supervised_2d.py``, docs/models.md): every 2-D column improves,
-not yet to the 65 nm target; not a pipeline stage yet.
+(:func:`fine_tune_on_counts`); :func:`scale_equivariance_loss` optionally adds detail
+the fly-scan removes.  Measured on the default run (``benchmarks/self_supervised_2d.py``,
+docs/models.md): every 2-D column improves, not to the 65 nm target.  The pipeline stage
+that uses it, with a held-out keep-or-discard test, is :mod:`.adaptation`.
 """
 
 from __future__ import annotations
