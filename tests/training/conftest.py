@@ -5,6 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from xrf_sr_kedro.physics.flyscan import flyscan
+from xrf_sr_kedro.physics.probe import gaussian_probe
 from xrf_sr_kedro.types import PatchPairs
 
 
@@ -16,6 +18,29 @@ def smooth_pairs(n: int, lr_px: int = 8, scale: int = 4, seed: int = 0) -> Patch
                        align_corners=True)
     lr = F.avg_pool2d(hr, scale)
     return PatchPairs(lr.numpy(), hr.numpy(), lr_pixel_size_nm=120.0, hr_pixel_size_nm=30.0)
+
+
+def _blob_counts(n: int = 6, size: int = 64, counts: float = 200.0, seed: int = 0):
+    """Blobs on a 7.5 nm grid (``size`` px), fly-scanned at 30 nm and Poisson-counted:
+    ``(counts (n, size / 4, size / 4) int64, probe)``."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    maps = []
+    for _ in range(n):
+        x = np.full((size, size), 0.1)
+        for _ in range(6):
+            cy, cx, r = *rng.uniform(8, size - 8, 2), rng.uniform(3, 8)
+            x[(yy - cy) ** 2 + (xx - cx) ** 2 <= r**2] = rng.uniform(0.5, 1.0)
+        maps.append(x)
+    probe = gaussian_probe(40.0, 7.5)
+    clean = flyscan(np.stack(maps), probe, 4)
+    return rng.poisson(clean / clean.mean() * counts).astype(np.int64), probe
+
+
+@pytest.fixture
+def blob_counts():
+    """Factory of measured-like counts for the self-supervised tests (see :func:`_blob_counts`)."""
+    return _blob_counts
 
 
 @pytest.fixture

@@ -6,37 +6,22 @@ import numpy as np
 import pytest
 import torch
 
-from xrf_sr_kedro.io.checkpoint import model_from_checkpoint
+from xrf_sr_kedro.io.checkpoint import config_as_dict, model_from_checkpoint
 from xrf_sr_kedro.models.dual_branch import build_model
-from xrf_sr_kedro.physics.flyscan import flyscan
-from xrf_sr_kedro.physics.probe import gaussian_probe
 from xrf_sr_kedro.training.adaptation import AdaptationSettings, adapt_to_counts
 from xrf_sr_kedro.types import XRFStack
 
 
 def _checkpoint(seed: int = 0) -> dict:
-    from xrf_sr_kedro.io.checkpoint import config_as_dict
-
     torch.manual_seed(seed)
     model = build_model("tiny")
     return {"model_state": model.state_dict(), "config": config_as_dict(model.config)}
 
 
-def _stack(n: int = 10, size: int = 64, counts: float = 200.0, seed: int = 0):
-    """Blob projections on a 7.5 nm grid, fly-scanned at 30 nm and Poisson-counted."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    maps = []
-    for _ in range(n):
-        x = np.full((size, size), 0.1)
-        for _ in range(6):
-            cy, cx, r = *rng.uniform(8, size - 8, 2), rng.uniform(3, 8)
-            x[(yy - cy) ** 2 + (xx - cx) ** 2 <= r**2] = rng.uniform(0.5, 1.0)
-        maps.append(x)
-    probe = gaussian_probe(40.0, 7.5)
-    clean = flyscan(np.stack(maps), probe, 4)
-    data = rng.poisson(clean / clean.mean() * counts).astype(np.float32)[None]
-    stack = XRFStack(data=data, pixel_size_nm=30.0, elements=("Zn_K",),
+def _stack(blob_counts, n: int = 10):
+    """Blob projections fly-scanned at 30 nm and Poisson-counted, as an XRFStack."""
+    counts, probe = blob_counts(n=n)
+    stack = XRFStack(data=counts.astype(np.float32)[None], pixel_size_nm=30.0, elements=("Zn_K",),
                      angles_deg=np.linspace(0, 180, n, endpoint=False))
     return stack, probe
 
@@ -45,17 +30,17 @@ def _weights_equal(a: dict, b: dict) -> bool:
     return all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_off_by_default_returns_the_network_unchanged():
+def test_off_by_default_returns_the_network_unchanged(blob_counts):
     ckpt = _checkpoint()
-    stack, probe = _stack(n=4)
+    stack, probe = _stack(blob_counts, n=4)
     out, metrics = adapt_to_counts(ckpt, stack, probe, AdaptationSettings(steps=0))
     assert _weights_equal(out["model_state"], ckpt["model_state"]) and metrics == {}
     assert out["adaptation"] == {"steps": 0, "kept": False}
 
 
-def test_adaptation_is_kept_when_it_explains_held_out_projections_better():
+def test_adaptation_is_kept_when_it_explains_held_out_projections_better(blob_counts):
     ckpt = _checkpoint()
-    stack, probe = _stack()
+    stack, probe = _stack(blob_counts)
     settings = AdaptationSettings(steps=40, batch=4, crop_px=12, margin_px=2, learning_rate=2e-3)
     out, metrics = adapt_to_counts(ckpt, stack, probe, settings)
     record = out["adaptation"]
@@ -66,9 +51,9 @@ def test_adaptation_is_kept_when_it_explains_held_out_projections_better():
     assert metrics["kept"][0]["value"] == 1.0 and len(metrics["train_loss"]) == 1
 
 
-def test_a_worse_adaptation_is_discarded():
+def test_a_worse_adaptation_is_discarded(blob_counts):
     ckpt = _checkpoint()
-    stack, probe = _stack()
+    stack, probe = _stack(blob_counts)
     # a learning rate this large wrecks the network: the held-out test must refuse it
     settings = AdaptationSettings(steps=10, batch=4, crop_px=12, margin_px=2, learning_rate=1.0)
     out, _ = adapt_to_counts(ckpt, stack, probe, settings)
@@ -77,9 +62,9 @@ def test_a_worse_adaptation_is_discarded():
     assert _weights_equal(out["model_state"], ckpt["model_state"])
 
 
-def test_maps_that_are_not_counts_are_refused_before_training():
+def test_maps_that_are_not_counts_are_refused_before_training(blob_counts):
     ckpt = _checkpoint()
-    stack, probe = _stack(n=4)
+    stack, probe = _stack(blob_counts, n=4)
     normalised = XRFStack(data=stack.data / 1234.5, pixel_size_nm=30.0, elements=("Zn_K",),
                           angles_deg=stack.angles_deg, units="counts per I0")
     with pytest.raises(ValueError, match="raw_xrf: the maps are in 'counts per I0', not detector counts"):

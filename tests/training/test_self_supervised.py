@@ -8,7 +8,6 @@ import torch
 
 from xrf_sr_kedro.models.dual_branch import build_model
 from xrf_sr_kedro.physics.flyscan import flyscan
-from xrf_sr_kedro.physics.probe import gaussian_probe
 from xrf_sr_kedro.training.self_supervised import (
     SelfSupervisedSettings,
     fine_tune_on_counts,
@@ -16,22 +15,6 @@ from xrf_sr_kedro.training.self_supervised import (
     thin,
     thinning_loss,
 )
-
-
-def _measured(n: int = 6, size: int = 64, counts: float = 200.0, seed: int = 0):
-    """Blobs on a 4x finer grid, fly-scanned and Poisson-counted: (counts, probe)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    maps = []
-    for _ in range(n):
-        x = np.full((size, size), 0.1)
-        for _ in range(6):
-            cy, cx, r = *rng.uniform(8, size - 8, 2), rng.uniform(3, 8)
-            x[(yy - cy) ** 2 + (xx - cx) ** 2 <= r**2] = rng.uniform(0.5, 1.0)
-        maps.append(x)
-    probe = gaussian_probe(40.0, 7.5)
-    clean = flyscan(np.stack(maps), probe, 4)
-    return rng.poisson(clean / clean.mean() * counts).astype(np.int64), probe
 
 
 def test_thinning_splits_the_counts_with_the_right_means():
@@ -47,8 +30,8 @@ def test_thinning_splits_the_counts_with_the_right_means():
         thin(np.array([[1.5]]), 0.5, np.random.default_rng(0))
 
 
-def test_thinning_loss_agrees_with_a_naive_reference():
-    counts, probe = _measured(n=2, size=32)
+def test_thinning_loss_agrees_with_a_naive_reference(blob_counts):
+    counts, probe = blob_counts(n=2, size=32)
     y1, y2 = thin(counts, 0.7, np.random.default_rng(4))
     torch.manual_seed(0)
     model = build_model("tiny").eval()
@@ -66,8 +49,8 @@ def test_thinning_loss_agrees_with_a_naive_reference():
     assert got == pytest.approx(float(np.mean(expected)), rel=1e-4)
 
 
-def test_fine_tuning_on_counts_lowers_the_held_out_thinning_loss_and_keeps_the_input_model():
-    counts, probe = _measured()
+def test_fine_tuning_on_counts_lowers_the_held_out_thinning_loss_and_keeps_the_input_model(blob_counts):
+    counts, probe = blob_counts()
     probe_t = torch.from_numpy(probe.intensity.astype(np.float32))
     torch.manual_seed(0)
     model = build_model("tiny").eval()
@@ -85,19 +68,19 @@ def test_fine_tuning_on_counts_lowers_the_held_out_thinning_loss_and_keeps_the_i
     assert end < 0.8 * start, (start, end)
 
 
-def test_settings_are_checked():
+def test_settings_are_checked(blob_counts):
     with pytest.raises(ValueError, match="p must be"):
         SelfSupervisedSettings(p=1.0)
     with pytest.raises(ValueError, match="margin_px"):
         SelfSupervisedSettings(crop_px=8, margin_px=4)
-    counts, probe = _measured(n=1, size=32)
+    counts, probe = blob_counts(n=1, size=32)
     with pytest.raises(ValueError, match="larger than the maps"):
         fine_tune_on_counts(build_model("tiny"), counts, torch.from_numpy(probe.intensity), 4,
                             SelfSupervisedSettings(crop_px=64))
 
 
-def test_scale_equivariance_loss_agrees_with_a_naive_reference_and_leaves_its_target_alone():
-    counts, probe = _measured(n=2, size=32)
+def test_scale_equivariance_loss_agrees_with_a_naive_reference_and_leaves_its_target_alone(blob_counts):
+    counts, probe = blob_counts(n=2, size=32)
     probe_t = torch.from_numpy(probe.intensity.astype(np.float32))
     torch.manual_seed(0)
     model = build_model("tiny").eval()
@@ -120,8 +103,8 @@ def test_scale_equivariance_loss_agrees_with_a_naive_reference_and_leaves_its_ta
     assert float(got.detach()) == pytest.approx(float(np.mean(errs)), rel=1e-3)
 
 
-def test_without_the_equivariance_term_the_loop_is_unchanged():
-    counts, probe = _measured(n=3, size=64)
+def test_without_the_equivariance_term_the_loop_is_unchanged(blob_counts):
+    counts, probe = blob_counts(n=3, size=64)
     probe_t = torch.from_numpy(probe.intensity.astype(np.float32))
     torch.manual_seed(0)
     model = build_model("tiny").eval()
