@@ -15,6 +15,8 @@ SIMULATED_STAND_INS = {
     "raw_xrf": "simulated_xrf",
     "fine_tuning_coarse_xrf": "simulated_fine_tuning_coarse_xrf",
     "fine_tuning_fine_xrf": "simulated_fine_tuning_fine_xrf",
+    "fine_scan_coarse_xrf": "simulated_fine_scan_coarse_xrf",
+    "fine_scan_fine_xrf": "simulated_fine_scan_fine_xrf",
 }
 
 #: Measured stack -> the prepared (centred, aligned) stack the ``preparation``

@@ -23,10 +23,17 @@ def test_the_selected_network_feeds_enhancement_and_both_3d_chains():
     chooser = [n for n in fine_tuning().nodes if "region_selected_model" in n.outputs]
     assert len(chooser) == 1
     assert set(chooser[0].inputs) == {"pretrained_model", "fine_tuned_model", "validation_region_pairs"}
-    # then the optional adaptation to the measured counts (no truth) writes selected_model
+    # then the fine-tuning on a second region's fine scan (no truth of the evaluated sample) ...
+    (scan,) = [n for n in fine_tuning().nodes if "fine_scan_model" in n.outputs]
+    assert set(scan.inputs) == {"region_selected_model", "fine_scan_coarse_xrf", "fine_scan_fine_xrf",
+                                "probe_intensity", "params:fine_tuning.fine_scan"}
+    # ... and the optional adaptation to the measured counts (no truth) writes selected_model
     (adapter,) = [n for n in fine_tuning().nodes if "selected_model" in n.outputs]
-    assert set(adapter.inputs) == {"region_selected_model", "raw_xrf", "probe_intensity",
+    assert set(adapter.inputs) == {"fine_scan_model", "raw_xrf", "probe_intensity",
                                    "params:fine_tuning.self_supervised"}
+    # the second region is simulated from the probe and its own parameters, never the evaluated sample's
+    (region,) = [n for n in simulation().nodes if "simulated_fine_scan_fine_xrf" in n.outputs]
+    assert set(region.inputs) == {"probe_intensity", "params:simulation.fine_scan_region"}
 
 
 def test_pretraining_trains_on_application_pairs_and_chooses_on_the_validation_region():

@@ -12,6 +12,7 @@ from xrf_sr_kedro.physics.pairs import pairs_from_scans
 from xrf_sr_kedro.pipelines._params import validated
 from xrf_sr_kedro.training.adaptation import AdaptationSettings, adapt_to_counts
 from xrf_sr_kedro.training.checkpointing import CheckpointSettings
+from xrf_sr_kedro.training.fine_scan import FineScanSettings, fine_tune_on_fine_scan
 from xrf_sr_kedro.training.loop import TrainConfig
 from xrf_sr_kedro.training.selection import fine_tuning_data, select_checkpoint
 from xrf_sr_kedro.training.stage import fine_tune_stage
@@ -21,6 +22,7 @@ TrainParams = validated(TrainConfig)
 CheckpointParams = validated(CheckpointSettings)
 DoseMatchedParams = validated(DoseMatchedSettings)
 AdaptationParams = validated(AdaptationSettings)
+FineScanParams = validated(FineScanSettings)
 
 
 @validated
@@ -75,6 +77,19 @@ def select_model(
     return select_checkpoint(
         {"pretrained": pretrained_model, "fine_tuned": fine_tuned_model}, validation_region_pairs
     )
+
+
+def tune_on_fine_scan(
+    region_selected_model: dict[str, Any],
+    coarse: XRFStack,
+    fine: XRFStack,
+    probe_intensity: ProbeIntensity,
+    settings: FineScanParams,
+) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]]]:
+    """The network chosen on the validation region, fine-tuned on a coarse and a fine
+    scan of a second region through the probe when ``fine_tuning.fine_scan.steps`` > 0,
+    kept only if it explains the region's held-out frames better."""
+    return fine_tune_on_fine_scan(region_selected_model, coarse, fine, probe_intensity, settings)
 
 
 def adapt_to_measurement(

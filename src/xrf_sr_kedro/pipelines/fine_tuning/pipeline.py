@@ -1,7 +1,8 @@
 """Fine-tuning: the pretrained network on (coarse, fine) scans of another region
 (the paper's recipe), on application-scale pairs, or on application-scale pairs at the
 measured data's dose (``fine_tuning.data``); then the
-choice of the network the 3-D chain uses (on the validation region), optionally
+choice of the network the 3-D chain uses (on the validation region), fine-tuned on a
+fine scan of a second region through the probe (``fine_tuning.fine_scan``), optionally
 adapted to the measured counts themselves (``fine_tuning.self_supervised``) into
 ``selected_model``."""
 
@@ -46,8 +47,15 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="select_model_on_validation_region",
             ),
             node(
+                nodes.tune_on_fine_scan,
+                ["region_selected_model", "fine_scan_coarse_xrf", "fine_scan_fine_xrf",
+                 "probe_intensity", "params:fine_tuning.fine_scan"],
+                ["fine_scan_model", "fine_scan_metrics"],
+                name="fine_tune_on_fine_scan",
+            ),
+            node(
                 nodes.adapt_to_measurement,
-                ["region_selected_model", "raw_xrf", "probe_intensity",
+                ["fine_scan_model", "raw_xrf", "probe_intensity",
                  "params:fine_tuning.self_supervised"],
                 ["selected_model", "self_supervised_metrics"],
                 name="adapt_to_measured_counts",

@@ -69,7 +69,9 @@ class FineTuneRegionParams:
     """A second region of the sample scanned at two steps (paper: 50 nm and 200 nm).
 
     The region is simulated at ``voxel_size_nm`` so that both steps are whole
-    numbers of voxels (50 nm = 4 x 12.5 nm, 200 nm = 16 x 12.5 nm).
+    numbers of voxels (50 nm = 4 x 12.5 nm, 200 nm = 16 x 12.5 nm).  The fine scan
+    dwells ``fine_dwell_fraction`` of the coarse scan's time per point: its mean and
+    background counts per point are scaled by it (readout noise is not).
     """
 
     size_vox: int = 320
@@ -85,6 +87,7 @@ class FineTuneRegionParams:
     background_counts: float = 2.0
     readout_sigma_counts: float = 0.5
     noise_seed: int = 11
+    fine_dwell_fraction: float = 1.0
 
 
 @validated
@@ -213,13 +216,19 @@ def simulate_raw_xrf(
 def simulate_fine_tuning_scans(
     probe_intensity: ProbeIntensity, region: FineTuneRegionParams
 ) -> tuple[XRFStack, XRFStack]:
-    """A second region scanned at a coarse and a fine step (paper: 200 nm and 50 nm)."""
+    """A second region scanned at a coarse and a fine step (paper: 200 nm and 50 nm;
+    the fine-scan stage: 30 nm and 7.5 nm)."""
     volume = battery_phantom(region.size_vox, region.voxel_size_nm, seed=region.seed)
     truth = _truth_projections(volume, np.linspace(region.start_deg, region.stop_deg, region.n_angles))
+    if not 0.0 < region.fine_dwell_fraction <= 1.0:
+        raise ValueError(f"fine_dwell_fraction must be in (0, 1], got {region.fine_dwell_fraction!r}")
+    dwell = (1.0, region.fine_dwell_fraction)
     scans = [
         measure_stack(
             truth, probe_intensity, step, fast_axis=region.fast_axis,
-            mean_counts=region.mean_counts, background_counts=region.background_counts,
+            mean_counts=None if region.mean_counts is None
+            else {k: v * dwell[i] for k, v in region.mean_counts.items()},
+            background_counts=region.background_counts * dwell[i],
             readout_sigma_counts=region.readout_sigma_counts, seed=region.noise_seed + i,
         )
         for i, step in enumerate((region.coarse_step_px, region.fine_step_px))

@@ -33,6 +33,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="simulate_fine_tuning_scans",
             ),
             node(
+                nodes.simulate_fine_tuning_scans,
+                ["probe_intensity", "params:simulation.fine_scan_region"],
+                ["simulated_fine_scan_coarse_xrf", "simulated_fine_scan_fine_xrf"],
+                name="simulate_fine_scan_region",
+            ),
+            node(
                 nodes.collect_training_images,
                 ["natural_images", "params:simulation.training_images"],
                 ["pretraining_train_images", "pretraining_validation_images"],
