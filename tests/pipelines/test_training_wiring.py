@@ -94,3 +94,20 @@ def test_dose_matched_fine_tuning_reads_only_the_measured_dose_and_validates_on_
     train, _ = ft.choose_fine_tuning_data(region, region, region, region, raw, gaussian_probe(20.0, 7.5),
                                           "scan_pairs", settings)
     assert train is region
+
+
+def test_the_fine_scan_dwells_its_fraction_of_the_coarse_scans_time():
+    """A short-dwell fine scan has that fraction of the counts a point (signal and
+    background), not a different sample: the same region at the two steps."""
+    probe = gaussian_probe(40.0, 7.5)
+    region = dict(size_vox=32, voxel_size_nm=7.5, n_angles=2, fine_step_px=1, coarse_step_px=4,
+                  mean_counts={"Zn_K": 400.0, "Mn_K": 400.0}, background_counts=40.0, readout_sigma_counts=0.0)
+    coarse, fine = sim.simulate_fine_tuning_scans(probe, sim.FineTuneRegionParams(**region, fine_dwell_fraction=0.25))
+    _, full = sim.simulate_fine_tuning_scans(probe, sim.FineTuneRegionParams(**region))
+    assert fine.shape_hw == (32, 32) and coarse.shape_hw == (8, 8) and fine.pixel_size_nm == 7.5
+    ratio = fine.data.mean() / full.data.mean()
+    assert ratio == pytest.approx(0.25, rel=0.05)
+    # the mean counts a point of the coarse scan are unchanged: signal 400 + background 40
+    assert coarse.data.mean() == pytest.approx(440.0, rel=0.05)
+    with pytest.raises(ValueError, match="fine_dwell_fraction"):
+        sim.simulate_fine_tuning_scans(probe, sim.FineTuneRegionParams(**region, fine_dwell_fraction=0.0))

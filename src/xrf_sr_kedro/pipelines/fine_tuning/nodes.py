@@ -93,15 +93,16 @@ def tune_on_fine_scan(
 
 
 def adapt_to_measurement(
-    region_selected_model: dict[str, Any],
+    chosen_model: dict[str, Any],
     raw_xrf: XRFStack,
     probe_intensity: ProbeIntensity,
     settings: AdaptationParams,
 ) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]]]:
-    """``selected_model``: the network chosen on the validation region, adapted to the
+    """``selected_model``: the network chosen on the validation region (after the
+    fine-scan stage), adapted to the
     measured counts by binomial thinning when ``fine_tuning.self_supervised.steps`` > 0
     and kept only if it explains held-out projections better (no truth used)."""
-    return adapt_to_counts(region_selected_model, raw_xrf, probe_intensity, settings)
+    return adapt_to_counts(chosen_model, raw_xrf, probe_intensity, settings)
 
 
 def fine_tune(
