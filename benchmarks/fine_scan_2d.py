@@ -63,7 +63,8 @@ def main() -> None:
                     help="fine scan dwell / coarse dwell (default: conf/base's fine_dwell_fraction)")
     ap.add_argument("--frames", type=int, default=0,
                     help="training projections of the region (0: all; the held-out ones are kept)")
-    ap.add_argument("--steps", type=int, default=None, help="default: conf/base's fine_tuning.fine_scan.steps")
+    ap.add_argument("--steps", type=int, default=500,
+                    help="Adam steps (the default run's 500)")
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--out", default="data/06_models/recipe/fine_scan.pt")
     args = ap.parse_args()
@@ -75,8 +76,7 @@ def main() -> None:
         tune = dict(yaml.safe_load(f)["fine_tuning"]["fine_scan"])
     if args.dwell is not None:
         region["fine_dwell_fraction"] = args.dwell
-    if args.steps is not None:
-        tune["steps"] = args.steps
+    tune["steps"] = args.steps
     if args.lr is not None:
         tune["learning_rate"] = args.lr
     settings = FineScanSettings(**tune)

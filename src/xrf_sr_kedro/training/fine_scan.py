@@ -23,8 +23,9 @@ per area) tuned as well as one at the full dwell (69.5 vs 69.1 nm); at 1/64 it d
 Every ``holdout_every``-th frame of the region (all elements) is held out; the base
 and the tuned network are scored by the same loss on those whole maps and the tuned
 one is kept only if it is lower (no truth of the evaluated sample is used: the region
-is a different part of the sample).  Measured numbers: docs/models.md, "A fine scan of
-a second region".
+is a different part of the sample).  Measured in the default run with 500 steps
+(docs/models.md, "A fine scan of a second region"): 2-D FRC against the truth 74.5 ->
+69.5 nm, 3-D axial FSC 43.2 -> 38.9 nm.
 """
 
 from __future__ import annotations
