@@ -218,10 +218,10 @@ def simulate_fine_tuning_scans(
 ) -> tuple[XRFStack, XRFStack]:
     """A second region scanned at a coarse and a fine step (paper: 200 nm and 50 nm;
     the fine-scan stage: 30 nm and 7.5 nm)."""
-    volume = battery_phantom(region.size_vox, region.voxel_size_nm, seed=region.seed)
-    truth = _truth_projections(volume, np.linspace(region.start_deg, region.stop_deg, region.n_angles))
     if not 0.0 < region.fine_dwell_fraction <= 1.0:
         raise ValueError(f"fine_dwell_fraction must be in (0, 1], got {region.fine_dwell_fraction!r}")
+    volume = battery_phantom(region.size_vox, region.voxel_size_nm, seed=region.seed)
+    truth = _truth_projections(volume, np.linspace(region.start_deg, region.stop_deg, region.n_angles))
     dwell = (1.0, region.fine_dwell_fraction)
     scans = [
         measure_stack(
