@@ -30,6 +30,7 @@ import torch
 from xrf_sr_kedro.io.checks import COUNT_UNITS, FITTED_UNITS
 from xrf_sr_kedro.io.checkpoint import config_from_checkpoint, model_from_checkpoint
 from xrf_sr_kedro.physics.probe import resample_probe
+from xrf_sr_kedro.training.selection import keep_if_better
 from xrf_sr_kedro.training.self_supervised import (
     SelfSupervisedSettings,
     fine_tune_on_counts,
@@ -136,29 +137,17 @@ def adapt_to_counts(
                  seed=settings.seed + 1)
     before = held_out_thinning_loss(base, test_counts, probe, scale, **score)
     after = held_out_thinning_loss(tuned, test_counts, probe, scale, **score)
-    kept = after < before
-    logger.info("held-out thinning loss %.6f -> %.6f: %s the adapted network",
-                before, after, "keeping" if kept else "discarding")
+    out, metrics, kept = keep_if_better(checkpoint, tuned, before, after, losses, "thinning", "adapted")
     if kept:
         logger.warning(
             "%s: the adapted network has seen the counts of every projection, so split-half "
             "FSCs of chains that use it are no longer independent (measured: 15 nm, Nyquist, "
             "against 59 nm unadapted); judge it by FSC against a reference, not split halves",
             name)
-    out = dict(checkpoint)
-    if kept:
-        out["model_state"] = {k: v.detach().clone().contiguous() for k, v in tuned.state_dict().items()}
     out["adaptation"] = {
         "steps": int(settings.steps), "kept": bool(kept), "data": name,
         "split_half_independent": not kept,
         "held_out_loss_before": before, "held_out_loss_after": after,
         "settings": asdict(settings),
-    }
-    metrics: dict[str, list[dict[str, float]]] = {
-        "train_loss": [{"value": float(np.mean(losses[i:i + 100])), "step": i + 100}
-                       for i in range(0, len(losses), 100)],
-        "held_out_loss_base": [{"value": before, "step": 0}],
-        "held_out_loss_adapted": [{"value": after, "step": 0}],
-        "kept": [{"value": float(kept), "step": 0}],
     }
     return out, metrics

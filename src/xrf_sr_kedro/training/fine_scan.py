@@ -46,6 +46,7 @@ from xrf_sr_kedro.physics.flyscan import flyscan
 from xrf_sr_kedro.physics.probe import resample_probe
 from xrf_sr_kedro.progress import Progress
 from xrf_sr_kedro.training.precision import training_autocast
+from xrf_sr_kedro.training.selection import keep_if_better
 from xrf_sr_kedro.types import ProbeIntensity, XRFStack
 
 logger = logging.getLogger(__name__)
@@ -216,21 +217,9 @@ def fine_tune_on_fine_scan(
     tuned, losses = _tune(base, c[~held], f[~held], probe, scale, settings)
     before = _held_out_loss(base, c[held], f[held], probe, settings)
     after = _held_out_loss(tuned, c[held], f[held], probe, settings)
-    kept = after < before
-    logger.info("held-out fine-scan loss %.6f -> %.6f: %s the tuned network",
-                before, after, "keeping" if kept else "discarding")
-    out = dict(checkpoint)
-    if kept:
-        out["model_state"] = {k: v.detach().clone().contiguous() for k, v in tuned.state_dict().items()}
+    out, metrics, kept = keep_if_better(checkpoint, tuned, before, after, losses, "fine-scan", "tuned")
     out["fine_scan"] = {"steps": int(settings.steps), "kept": bool(kept),
                         "held_out_loss_before": before, "held_out_loss_after": after,
                         "coarse_pixel_size_nm": float(coarse.pixel_size_nm),
                         "fine_pixel_size_nm": float(fine.pixel_size_nm), "settings": asdict(settings)}
-    metrics = {
-        "train_loss": [{"value": float(np.mean(losses[i:i + 100])), "step": i + 100}
-                       for i in range(0, len(losses), 100)],
-        "held_out_loss_base": [{"value": before, "step": 0}],
-        "held_out_loss_tuned": [{"value": after, "step": 0}],
-        "kept": [{"value": float(kept), "step": 0}],
-    }
     return out, metrics

@@ -13,13 +13,16 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
+import numpy as np
+from torch import nn
+
 from xrf_sr_kedro.io.checkpoint import model_from_checkpoint
 from xrf_sr_kedro.training.loop import evaluate
 from xrf_sr_kedro.types import PatchPairs
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FineTuningData", "fine_tuning_data", "select_checkpoint"]
+__all__ = ["FineTuningData", "fine_tuning_data", "keep_if_better", "select_checkpoint"]
 
 #: ``scan_pairs``: the paper's (200 nm, 50 nm) scans; ``application_pairs``: the
 #: 30 nm -> 7.5 nm pairs of pretraining (doses over two decades); ``dose_matched_pairs``:
@@ -97,3 +100,32 @@ def select_checkpoint(
         "validation": str(validation_pairs.metadata.get("source", "validation region")),
     }
     return chosen, {k: [{"value": float(v), "step": 0}] for k, v in scores.items()}
+
+
+def keep_if_better(
+    checkpoint: dict[str, Any], tuned: nn.Module, before: float, after: float, losses: list[float],
+    what: str, tuned_label: str,
+) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]], bool]:
+    """The keep-or-discard decision of a stage that tunes ``checkpoint`` into ``tuned``:
+    keep the tuned weights only if its held-out loss ``after`` is below the base's
+    ``before`` (both on data the tuning never saw).
+
+    Returns a copy of ``checkpoint`` (with the tuned weights when kept), the MLflow
+    metric histories (mean training loss per 100 steps, ``held_out_loss_base``,
+    ``held_out_loss_<tuned_label>``, ``kept``) and whether it was kept; the decision is
+    logged as ``held-out <what> loss``.
+    """
+    kept = after < before
+    logger.info("held-out %s loss %.6f -> %.6f: %s the %s network",
+                what, before, after, "keeping" if kept else "discarding", tuned_label)
+    out = dict(checkpoint)
+    if kept:
+        out["model_state"] = {k: v.detach().clone().contiguous() for k, v in tuned.state_dict().items()}
+    metrics: dict[str, list[dict[str, float]]] = {
+        "train_loss": [{"value": float(np.mean(losses[i:i + 100])), "step": i + 100}
+                       for i in range(0, len(losses), 100)],
+        "held_out_loss_base": [{"value": before, "step": 0}],
+        f"held_out_loss_{tuned_label}": [{"value": after, "step": 0}],
+        "kept": [{"value": float(kept), "step": 0}],
+    }
+    return out, metrics, kept
