@@ -28,22 +28,15 @@ def _checkpoint(seed: int = 0) -> dict:
     return {"model_state": model.state_dict(), "config": config_as_dict(model.config)}
 
 
-def _region(n: int = 10, dwell: float = 1.0, seed: int = 0):
+def _region(blob_maps, n: int = 10, dwell: float = 1.0, seed: int = 0):
     """Blobs on the 7.5 nm grid scanned at 30 nm (200 counts a point) and at 7.5 nm
     (``dwell`` x 200 counts a point), Poisson-counted: ``(coarse, fine, probe)``."""
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:SIZE, :SIZE]
-    maps = []
-    for _ in range(n):
-        x = np.full((SIZE, SIZE), 0.1)
-        for _ in range(8):
-            cy, cx, r = *rng.uniform(8, SIZE - 8, 2), rng.uniform(3, 9)
-            x[(yy - cy) ** 2 + (xx - cx) ** 2 <= r**2] = rng.uniform(0.5, 1.0)
-        maps.append(x)
+    maps = blob_maps(rng, n, SIZE, n_blobs=8, max_radius_px=9)
     probe = gaussian_probe(40.0, 7.5)
     scans = []
     for step, counts, pixel in ((4, 200.0, 30.0), (1, 200.0 * dwell, 7.5)):
-        clean = flyscan(np.stack(maps), probe, step)
+        clean = flyscan(maps, probe, step)
         data = rng.poisson(clean / clean.mean() * counts).astype(np.float32)[None]
         scans.append(XRFStack(data=data, pixel_size_nm=pixel, elements=("Zn_K",),
                               angles_deg=np.linspace(0, 180, n, endpoint=False)))
@@ -90,8 +83,8 @@ def test_flipping_maps_and_probe_together_keeps_the_loss_exact():
         pytest.approx(base, rel=1e-3)
 
 
-def test_a_short_dwell_fine_scan_is_brought_to_the_coarse_scale():
-    coarse, fine, _ = _region(n=2)
+def test_a_short_dwell_fine_scan_is_brought_to_the_coarse_scale(blob_maps):
+    coarse, fine, _ = _region(blob_maps, n=2)
     short = XRFStack(data=fine.data / 16.0, pixel_size_nm=7.5, elements=("Zn_K",),
                      angles_deg=fine.angles_deg)
     c, f = fine_scan_maps(coarse, fine, 4)
@@ -102,17 +95,17 @@ def test_a_short_dwell_fine_scan_is_brought_to_the_coarse_scale():
     np.testing.assert_allclose(f.mean(axis=(-2, -1)), c.mean(axis=(-2, -1)), rtol=1e-5)
 
 
-def test_off_returns_the_network_unchanged():
+def test_off_returns_the_network_unchanged(blob_maps):
     ckpt = _checkpoint()
-    coarse, fine, probe = _region(n=2)
+    coarse, fine, probe = _region(blob_maps, n=2)
     out, metrics = fine_tune_on_fine_scan(ckpt, coarse, fine, probe, FineScanSettings(steps=0))
     assert _weights_equal(out["model_state"], ckpt["model_state"]) and metrics == {}
     assert out["fine_scan"] == {"steps": 0, "kept": False}
 
 
-def test_tuning_is_kept_when_it_explains_held_out_frames_better():
+def test_tuning_is_kept_when_it_explains_held_out_frames_better(blob_maps):
     ckpt = _checkpoint()
-    coarse, fine, probe = _region(dwell=1 / 16)
+    coarse, fine, probe = _region(blob_maps, dwell=1 / 16)
     settings = FineScanSettings(steps=40, batch=4, crop_px=16, margin_px=4, learning_rate=2e-3)
     out, metrics = fine_tune_on_fine_scan(ckpt, coarse, fine, probe, settings)
     record = out["fine_scan"]
@@ -122,9 +115,9 @@ def test_tuning_is_kept_when_it_explains_held_out_frames_better():
     assert metrics["kept"][0]["value"] == 1.0 and len(metrics["train_loss"]) == 1
 
 
-def test_a_worse_tuning_is_discarded():
+def test_a_worse_tuning_is_discarded(blob_maps):
     ckpt = _checkpoint()
-    coarse, fine, probe = _region()
+    coarse, fine, probe = _region(blob_maps)
     settings = FineScanSettings(steps=10, batch=4, crop_px=16, margin_px=4, learning_rate=1.0)
     out, _ = fine_tune_on_fine_scan(ckpt, coarse, fine, probe, settings)
     assert not out["fine_scan"]["kept"]
@@ -132,9 +125,9 @@ def test_a_worse_tuning_is_discarded():
     assert _weights_equal(out["model_state"], ckpt["model_state"])
 
 
-def test_bad_scans_are_refused_before_training():
+def test_bad_scans_are_refused_before_training(blob_maps):
     ckpt = _checkpoint()
-    coarse, fine, probe = _region(n=4)
+    coarse, fine, probe = _region(blob_maps, n=4)
     on = FineScanSettings(steps=5, crop_px=16)
     other = XRFStack(data=fine.data, pixel_size_nm=7.5, elements=("Mn_K",), angles_deg=fine.angles_deg)
     with pytest.raises(ValueError, match="same elements and projections"):
