@@ -110,6 +110,8 @@ def test_every_row_is_scored_on_the_shared_slab(raw):
         assert row.volume.data.shape[1] * row.volume.voxel_size_nm == pytest.approx(120.0)
     assert rows[0].halves is not None and rows[-2].halves is not None and rows[-1].halves is not None
     assert all(r.halves is None for r in rows[1:-2])
+    # every row's halves are read up to the measured (raw voxel) Nyquist limit: 2 x 30 nm
+    assert [rows[i].split_band_limit_nm for i in (0, -2, -1)] == [60.0, 60.0, 60.0]
     with pytest.raises(ValueError, match="controls missing"):
         tomography_experiments(coarse, full, full, halves, {}, (120.0, 240.0), 240.0)
 

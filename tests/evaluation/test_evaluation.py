@@ -117,6 +117,20 @@ def test_directional_fsc_and_rayleigh_see_blur_along_the_axis_in_3d(truth):
     assert np.isnan(a.fsc_split_half_nm)  # no halves given
 
 
+def test_split_halves_are_read_up_to_their_band_limit(truth):
+    """Identical halves agree up to the voxel's Nyquist limit (15 nm at 7.5 nm voxels); with
+    a band limit the row reads the limit and the split-half figure draws it."""
+    zn = truth.data[:1] + 0.01 * np.random.default_rng(3).standard_normal(truth.data[:1].shape)
+    volume = Volume(zn, 7.5, ("Zn_K",), metadata={"n_projections": 91})
+    rows = [VolumeExperiment("e", "whole band", volume, halves=(volume, volume)),
+            VolumeExperiment("e", "band-limited", volume, halves=(volume, volume), split_band_limit_nm=60.0)]
+    table, figures = evaluate_volumes(truth, rows, "Zn_K", MetricSettings())
+    assert table.fsc_split_half_nm.tolist() == pytest.approx([15.0, 60.0])
+    legend = [t.get_text() for t in figures["tomography_fsc_split_half.png"].axes[0].get_legend().get_texts()]
+    assert any(t.startswith("band-limited") and "<= 60.0 nm" in t for t in legend)
+    assert any(t.startswith("band limit (band-limited") for t in legend)
+
+
 def test_tv_weight_tuning_uses_only_the_tuning_region():
     rng = np.random.default_rng(0)
     fine = rng.random((2, 4, 32, 32)).astype(np.float32)

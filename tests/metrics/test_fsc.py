@@ -11,6 +11,7 @@ from xrf_sr_kedro.metrics.fsc import (
     half_bit_threshold,
     one_bit_threshold,
     resolution_nm,
+    split_half_band_limit_nm,
     split_half_fsc,
 )
 
@@ -251,3 +252,71 @@ def test_input_validation():
         fourier_shell_correlation(a, a, 1.0, mask=np.ones((4, 4)))
     with pytest.raises(ValueError, match="threshold"):
         resolution_nm(fourier_shell_correlation(a + 1, a + 1, 1.0), "three_sigma")
+
+
+def test_band_limit_reads_only_the_band():
+    import pandas as pd
+
+    t = pd.DataFrame(
+        {
+            "freq_per_nm": [0.0, 0.01, 0.02, 0.03, 0.04],
+            "freq_fraction_nyquist": [0.0, 0.25, 0.5, 0.75, 1.0],
+            "fsc": [1.0, 0.9, 0.8, 0.1, 0.9],
+            "one_bit": [1.0, 0.4, 0.4, 0.4, 0.4],
+            "half_bit": [1.0, 0.2, 0.2, 0.2, 0.2],
+            "fixed_0143": [0.143] * 5,
+        }
+    )
+    # Whole band: crossing between 0.02 and 0.03 (diff 0.4 -> -0.3).
+    assert resolution_nm(t, "one_bit") == pytest.approx(1 / (0.02 + 0.4 / 0.7 * 0.01))
+    # A band that holds the crossing reads the same.
+    assert resolution_nm(t, "one_bit", band_limit_nm=1 / 0.03) == pytest.approx(1 / (0.02 + 0.4 / 0.7 * 0.01))
+    # A band that ends before it reads its own limit, not the voxel's Nyquist limit (12.5 nm).
+    assert resolution_nm(t, "one_bit", band_limit_nm=50.0) == pytest.approx(50.0)
+    # Correlation beyond the band (a spectral image at 0.04) cannot hide a crossing inside it.
+    t2 = t.assign(fsc=[1.0, 0.9, 0.1, 0.1, 0.99])
+    assert resolution_nm(t2, "one_bit", band_limit_nm=40.0) == pytest.approx(1 / (0.01 + 0.5 / 0.8 * 0.01))
+    with pytest.raises(ValueError, match="band_limit_nm"):
+        resolution_nm(t, "one_bit", band_limit_nm=10.0)  # finer than the 12.5 nm Nyquist limit
+
+
+def test_split_half_band_limit_is_the_measured_nyquist():
+    assert split_half_band_limit_nm(30.0, 7.5) == pytest.approx(60.0)
+    assert split_half_band_limit_nm(30.0, 30.0) == pytest.approx(60.0)
+    assert split_half_band_limit_nm(7.5, 30.0) == pytest.approx(60.0)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="measured_pixel_nm"):
+            split_half_band_limit_nm(bad, 7.5)
+
+
+@pytest.mark.parametrize("noise", [0.1, 0.3])
+def test_upsampled_halves_agree_beyond_the_measured_band_and_the_band_limit_reads_their_noise(noise):
+    """Why the band limit: two halves with independent noise, each upsampled 4x by
+    bicubic interpolation.  The upsampled maps hold nothing beyond the coarse Nyquist
+    limit, yet with little noise their FRC over the whole fine band never falls below
+    the threshold (spectral images of their shared content at the coarse sampling
+    frequency, and the interpolation of what they share): it reads the fine voxel's
+    Nyquist limit.  Read up to the coarse Nyquist limit, it says what the coarse halves
+    say (a linear filter cancels in the FRC)."""
+    from xrf_sr_kedro.baselines import bicubic_upsample
+
+    rng = np.random.default_rng(11)
+    n, scale, pixel_nm = 64, 4, 30.0
+    yy, xx = np.mgrid[:n, :n]
+    obj = np.zeros((n, n))
+    for _ in range(20):  # disks: sharp edges, signal up to the coarse Nyquist limit
+        cy, cx, r = rng.uniform(6, n - 6, 2).tolist() + [rng.uniform(1.5, 6.0)]
+        obj += (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
+    halves = [obj + rng.normal(0, noise, obj.shape) for _ in range(2)]
+    coarse = resolution_nm(fourier_ring_correlation(*halves, pixel_nm, apodize=True))
+    fine = [bicubic_upsample(h, scale) for h in halves]
+    curve = fourier_ring_correlation(*fine, pixel_nm / scale, apodize=True)
+    limit = split_half_band_limit_nm(pixel_nm, pixel_nm / scale)
+    banded = resolution_nm(curve, band_limit_nm=limit)
+    assert banded == pytest.approx(coarse, rel=0.02)
+    if noise == 0.1:  # the coarse halves agree over their whole band
+        assert coarse == pytest.approx(limit)
+        assert resolution_nm(curve) == pytest.approx(2 * pixel_nm / scale)  # saturated: not a measurement
+    else:  # the noise ends the agreement inside the band, where both readings see it
+        assert coarse > 1.5 * limit
+        assert resolution_nm(curve) == pytest.approx(banded)

@@ -14,6 +14,8 @@ Rows (``method`` per experiment):
   ``fine_tuned`` (the chain with each network), ``selected`` (the tomography stage's
   enhanced volume, made with the network chosen on the validation region; halves: the
   even and the odd measured projections, each through the whole more-angles chain);
+  every row's halves are read up to the measured data's Nyquist limit (twice the raw
+  voxel; :func:`~xrf_sr_kedro.metrics.fsc.split_half_band_limit_nm`);
 * ``tomography, N/2 projections -> N reprojections``: ``selected`` (halves: the even and
   odd halves of the N/2 projections, each through the whole chain).
 """
@@ -28,6 +30,7 @@ from matplotlib.figure import Figure
 from xrf_sr_kedro.evaluation.controls import slab_view
 from xrf_sr_kedro.evaluation.scoring import MetricSettings
 from xrf_sr_kedro.evaluation.volumes import VolumeExperiment, evaluate_volumes
+from xrf_sr_kedro.metrics.fsc import split_half_band_limit_nm
 from xrf_sr_kedro.types import Volume
 
 __all__ = ["SplitHalves", "CONTROLS_270", "tomography_experiments", "evaluate_tomography_rows"]
@@ -65,18 +68,22 @@ def tomography_experiments(
     def pair(p: tuple[Volume, Volume]) -> tuple[Volume, Volume]:
         return on(p[0]), on(p[1])
 
+    def band(p: tuple[Volume, Volume]) -> float:
+        # The halves are made from the measured projections, sampled at the raw voxel size.
+        return split_half_band_limit_nm(raw_volume.voxel_size_nm, p[0].voxel_size_nm)
+
     missing = [m for m in CONTROLS_270 if m not in controls]
     if missing:
         raise ValueError(f"3-D controls missing: {missing}")
     n_raw = raw_volume.metadata["n_projections"]
     more = f"tomography, {n_raw} projections -> {enhanced_volume.metadata['n_projections']} reprojections"
-    rows = [VolumeExperiment(more, "raw", on(raw_volume), "tomography_raw", pair(halves.raw))]
+    rows = [VolumeExperiment(more, "raw", on(raw_volume), "tomography_raw", pair(halves.raw), band(halves.raw))]
     rows += [VolumeExperiment(more, m, on(controls[m])) for m in CONTROLS_270]
     rows.append(VolumeExperiment(more, "selected", on(enhanced_volume), "tomography_enhanced",
-                                 pair(halves.reprojection_270)))
+                                 pair(halves.reprojection_270), band(halves.reprojection_270)))
     rows.append(VolumeExperiment(
         f"tomography, {(n_raw + 1) // 2} projections -> {limited_volume.metadata['n_projections']} reprojections",
-        "selected", on(limited_volume), "tomography_limited", pair(halves.limited),
+        "selected", on(limited_volume), "tomography_limited", pair(halves.limited), band(halves.limited),
     ))
     return rows
 

@@ -9,7 +9,10 @@ pair resolved by the Rayleigh test in 3-D (on the volume's own grid).
 Split halves: only halves whose noise is independent belong in
 ``fsc_split_half_nm``: the even and the odd *measured* projections, each run through the
 whole chain of the row's experiment (raw: each half reconstructed alone).  The rows and
-their halves are assembled by :mod:`xrf_sr_kedro.evaluation.experiments`.
+their halves are assembled by :mod:`xrf_sr_kedro.evaluation.experiments`.  Halves
+upsampled beyond the measured pixel are read only up to the measured data's Nyquist
+limit (the row's ``split_band_limit_nm``, drawn in the split-half figure): beyond it
+the halves share spectral images and the network's deterministic detail.
 """
 
 from __future__ import annotations
@@ -52,13 +55,16 @@ __all__ = [
 
 @dataclass(frozen=True)
 class VolumeExperiment:
-    """One 3-D row: a volume, what produced it and (optionally) independent halves."""
+    """One 3-D row: a volume, what produced it and (optionally) independent halves, whose
+    split-half FSC is read up to ``split_band_limit_nm`` (default: the halves' own Nyquist
+    limit; :func:`~xrf_sr_kedro.metrics.fsc.split_half_band_limit_nm`)."""
 
     experiment: str
     method: str
     volume: Volume
     paper_key: str = ""
     halves: tuple[Volume, Volume] | None = None
+    split_band_limit_nm: float | None = None
 
 
 def _slab_start_nm(volume: Volume) -> float:
@@ -141,6 +147,7 @@ def evaluate_volumes(
     """The 3-D rows and figures: directional FSC with the Crowther limits, the central
     slice and the split-half FSC of the independent halves."""
     rows, split, full, directional, limits, shells, slices, bands = [], {}, {}, {}, {}, {}, {}, {}
+    split_limits: dict[str, float] = {}
     for exp in experiments:
         values, curves, estimate, ref = score_volume(exp.volume, truth, element, settings)
         label = f"{exp.method} ({'->'.join(re.findall(r'[0-9]+', exp.experiment))})"
@@ -148,7 +155,10 @@ def evaluate_volumes(
             even, odd = (h.data[h.elements.index(element)] for h in exp.halves)
             voxel_nm = exp.halves[0].voxel_size_nm
             split[label] = fourier_shell_correlation(even, odd, voxel_nm, settings.apodize)
-            values["fsc_split_half_nm"] = resolution_nm(split[label], settings.threshold)
+            values["fsc_split_half_nm"] = resolution_nm(split[label], settings.threshold,
+                                                        band_limit_nm=exp.split_band_limit_nm)
+            if exp.split_band_limit_nm is not None:
+                split_limits[label] = exp.split_band_limit_nm
         rows.append(make_row(exp.experiment, exp.method, "3D", exp.paper_key, **values))
         full[label] = curves["all"]
         for d in ("axial", "equatorial"):
@@ -182,6 +192,9 @@ def evaluate_volumes(
         )
     if split:
         figures["tomography_fsc_split_half.png"] = plot_fsc(
-            split, f"{element}: split-half FSC (independent halves)", settings.threshold
+            split, f"{element}: split-half FSC (independent halves)", settings.threshold,
+            limits_nm={f"band limit ({', '.join(k for k, w in split_limits.items() if w == v)})": v
+                       for v in sorted(set(split_limits.values()))},
+            band_limits_nm=split_limits,
         )
     return results_table(rows), figures

@@ -139,6 +139,7 @@ def plot_fsc(
     threshold: str = "one_bit",
     limits_nm: dict[str, float] | None = None,
     min_shells: dict[str, int] | None = None,
+    band_limits_nm: dict[str, float] | None = None,
 ) -> Figure:
     """FSC curves against spatial frequency, with threshold and resolution.
 
@@ -160,6 +161,10 @@ def plot_fsc(
     min_shells : dict of str -> int, optional
         Label -> first shell used for that curve's resolution (default 1), e.g. to
         skip the nearly empty first shells of a directional FSC.
+    band_limits_nm : dict of str -> float, optional
+        Label -> the finest resolution that curve's reading may show
+        (:func:`~xrf_sr_kedro.metrics.fsc.resolution_nm`'s ``band_limit_nm``; a curve
+        that does not cross within it reads the limit, shown as "<= limit").
 
     Returns
     -------
@@ -181,9 +186,10 @@ def plot_fsc(
         color = colors[k % len(colors)]
         f = table["freq_per_nm"].to_numpy()
         f_max = max(f_max, float(f.max()))
-        res = resolution_nm(table, threshold, min_shell=(min_shells or {}).get(label, 1))
+        band = (band_limits_nm or {}).get(label)
+        res = resolution_nm(table, threshold, min_shell=(min_shells or {}).get(label, 1), band_limit_nm=band)
         ax.plot(f[1:], table["fsc"].to_numpy()[1:], "-", color=color, lw=1.6,
-                label=f"{label}: {res:.1f} nm")
+                label=f"{label}: {'<= ' if band is not None and res >= band else ''}{res:.1f} nm")
         if threshold != "0.143":
             ax.plot(f[1:], table[col].to_numpy()[1:], "--", color=color, lw=0.9, alpha=0.7)
         ax.plot([1.0 / res], [np.interp(1.0 / res, f, table[col].to_numpy())], "o",
