@@ -29,7 +29,10 @@ in all directions, in a cone around the rotation axis (axial) and in the band ar
 least 26.5 % between the two features (Rayleigh). The FSC against the truth measures recovered
 information and is blind to a linear filter; the Rayleigh test sees sharpness. PSNR and SSIM are against the
 truth after a least-squares gain/offset match. <code>fsc_split_half_nm</code> is reported only for
-independent halves. <code>paper_fsc_nm</code> is the paper's figure for the same experiment on real data:
+independent halves and read up to the Nyquist limit of the measured pixels (twice the measured pixel):
+beyond it the halves of an upsampled volume share the spectral images of their common low frequencies and
+the network's own detail, so a value equal to that limit means "this fine or finer, as far as the halves can
+tell". <code>paper_fsc_nm</code> is the paper's figure for the same experiment on real data:
 twice its pixel sizes (30 nm, 7.5 nm), i.e. Nyquist-saturated.</p>
 {{ table_html }}
 {% if tuning_html %}<h2>TV weight sweep, on a region disjoint from the evaluated sample (never its truth)</h2>
