@@ -122,13 +122,19 @@ def test_split_halves_are_read_up_to_their_band_limit(truth):
     a band limit the row reads the limit and the split-half figure draws it."""
     zn = truth.data[:1] + 0.01 * np.random.default_rng(3).standard_normal(truth.data[:1].shape)
     volume = Volume(zn, 7.5, ("Zn_K",), metadata={"n_projections": 91})
+    rng = np.random.default_rng(4)
+    noisy = [Volume(zn + 20.0 * zn.std() * rng.standard_normal(zn.shape), 7.5, ("Zn_K",), metadata={"n_projections": 91})
+             for _ in range(2)]
     rows = [VolumeExperiment("e", "whole band", volume, halves=(volume, volume)),
-            VolumeExperiment("e", "band-limited", volume, halves=(volume, volume), split_band_limit_nm=60.0)]
+            VolumeExperiment("e", "band-limited", volume, halves=(volume, volume), split_band_limit_nm=60.0),
+            VolumeExperiment("e", "noisy", volume, halves=tuple(noisy), split_band_limit_nm=60.0)]
     table, figures = evaluate_volumes(truth, rows, "Zn_K", MetricSettings())
-    assert table.fsc_split_half_nm.tolist() == pytest.approx([15.0, 60.0])
+    assert table.fsc_split_half_nm.tolist()[:2] == pytest.approx([15.0, 60.0])
+    assert table.fsc_split_half_nm.iloc[2] > 70.0  # independent noise parts the halves inside the band
     legend = [t.get_text() for t in figures["tomography_fsc_split_half.png"].axes[0].get_legend().get_texts()]
     assert any(t.startswith("band-limited") and "<= 60.0 nm" in t for t in legend)
-    assert any(t.startswith("band limit (band-limited") for t in legend)
+    assert any(t.startswith("noisy") and "<=" not in t for t in legend)  # a crossing is a measurement
+    assert any(t.startswith("band limit (band-limited") and "noisy" in t and "60.0 nm" in t for t in legend)
 
 
 def test_tv_weight_tuning_uses_only_the_tuning_region():

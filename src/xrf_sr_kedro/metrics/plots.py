@@ -189,7 +189,7 @@ def plot_fsc(
         band = (band_limits_nm or {}).get(label)
         res = resolution_nm(table, threshold, min_shell=(min_shells or {}).get(label, 1), band_limit_nm=band)
         ax.plot(f[1:], table["fsc"].to_numpy()[1:], "-", color=color, lw=1.6,
-                label=f"{label}: {'<= ' if band is not None and res >= band else ''}{res:.1f} nm")
+                label=f"{label}: {'<= ' if band is not None and np.isclose(res, band) else ''}{res:.1f} nm")
         if threshold != "0.143":
             ax.plot(f[1:], table[col].to_numpy()[1:], "--", color=color, lw=0.9, alpha=0.7)
         ax.plot([1.0 / res], [np.interp(1.0 / res, f, table[col].to_numpy())], "o",
