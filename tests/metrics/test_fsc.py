@@ -271,13 +271,16 @@ def test_band_limit_reads_only_the_band():
     assert resolution_nm(t, "one_bit") == pytest.approx(1 / (0.02 + 0.4 / 0.7 * 0.01))
     # A band that holds the crossing reads the same.
     assert resolution_nm(t, "one_bit", band_limit_nm=1 / 0.03) == pytest.approx(1 / (0.02 + 0.4 / 0.7 * 0.01))
-    # A band that ends before it reads its own limit, not the voxel's Nyquist limit (12.5 nm).
+    # A band that ends before it reads its own limit, not the Nyquist limit (25 nm: 1 / 0.04).
     assert resolution_nm(t, "one_bit", band_limit_nm=50.0) == pytest.approx(50.0)
     # Correlation beyond the band (a spectral image at 0.04) cannot hide a crossing inside it.
     t2 = t.assign(fsc=[1.0, 0.9, 0.1, 0.1, 0.99])
     assert resolution_nm(t2, "one_bit", band_limit_nm=40.0) == pytest.approx(1 / (0.01 + 0.5 / 0.8 * 0.01))
     with pytest.raises(ValueError, match="band_limit_nm"):
-        resolution_nm(t, "one_bit", band_limit_nm=10.0)  # finer than the 12.5 nm Nyquist limit
+        resolution_nm(t, "one_bit", band_limit_nm=20.0)  # finer than the 25 nm Nyquist limit
+    # A band limit at the Nyquist limit of a voxel size inferred from the table (no attrs) is the whole band.
+    t3 = t.assign(fsc=[1.0, 0.9, 0.8, 0.7, 0.9])
+    assert resolution_nm(t3, "one_bit", band_limit_nm=25.0 * (1 - 1e-9)) == pytest.approx(25.0)
 
 
 def test_split_half_band_limit_is_the_measured_nyquist():

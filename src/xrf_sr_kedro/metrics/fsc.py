@@ -441,10 +441,11 @@ def resolution_nm(
         raise ValueError(f"min_shell={min_shell} leaves no shell (table has {len(freq)} shells)")
     limit_nm = 2.0 * voxel_size_nm
     if band_limit_nm is not None:
-        if not (np.isfinite(band_limit_nm) and band_limit_nm >= limit_nm):
+        # A relative 1e-6 allows a limit equal to the Nyquist limit of a voxel size inferred from the table.
+        if not (np.isfinite(band_limit_nm) and band_limit_nm >= limit_nm * (1 - 1e-6)):
             raise ValueError(f"band_limit_nm must be finite and at least the Nyquist limit {limit_nm:g} nm, "
                              f"got {band_limit_nm!r}")
-        limit_nm = float(band_limit_nm)
+        limit_nm = max(float(band_limit_nm), limit_nm)
         in_band = int(np.count_nonzero(freq <= 1.0 / limit_nm * (1 + 1e-9)))
         freq, diff = freq[:in_band], diff[:in_band]
         if min_shell >= len(freq):
