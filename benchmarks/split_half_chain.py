@@ -22,28 +22,18 @@ frequency, around the 30 nm sampling frequency).  Ends with
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
-import numpy as np
 import yaml
 
-from xrf_sr_kedro.baselines import bicubic_upsample
 from xrf_sr_kedro.datasets import ProbeDataset, XRFHDF5Dataset
+from xrf_sr_kedro.evaluation.controls import bicubic_reprojections_volume, fine_stack_volume
 from xrf_sr_kedro.inference.stack import EngineSettings, enhance_with_checkpoint
 from xrf_sr_kedro.io.checkpoint import load_checkpoint
 from xrf_sr_kedro.metrics.fsc import fourier_shell_correlation, resolution_nm, split_half_band_limit_nm
-from xrf_sr_kedro.tomo.recon import reconstruct_stack
+from xrf_sr_kedro.tomo.recon import ReconSettings
 from xrf_sr_kedro.tomo.reproject import even_angles_deg, project_volume
-from xrf_sr_kedro.types import XRFStack
 
 SCALE = 4
-
-
-def _bicubic(stack: XRFStack, element: str) -> XRFStack:
-    stack = stack.select_elements([element])
-    fine = np.stack([bicubic_upsample(m, SCALE) for m in stack.data[0]])[None]
-    return replace(stack, data=np.ascontiguousarray(np.clip(fine, 0, None), dtype=np.float32),
-                   pixel_size_nm=stack.pixel_size_nm / SCALE)
 
 
 def main() -> None:
@@ -57,7 +47,7 @@ def main() -> None:
     args = ap.parse_args()
 
     conf = yaml.safe_load(open("conf/base/parameters_tomography.yml"))["tomography"]
-    recon, reprojection = conf["recon"], conf["reprojection"]
+    recon, reprojection = ReconSettings(**conf["recon"]), conf["reprojection"]
     engine = yaml.safe_load(open("conf/base/parameters_enhancement.yml"))["enhancement"]["engine"]
     engine = EngineSettings(**{k: v for k, v in engine.items() if k in EngineSettings.__dataclass_fields__})
     halves = [XRFHDF5Dataset(filepath=args.halves.format(half=h)).load() for h in ("even", "odd")]
@@ -75,10 +65,10 @@ def main() -> None:
                 stack = project_volume(volume, angles + shift * step, clip_negative=True,
                                        metadata={"kind": "split-half reprojection", "n_angles": len(angles)})
                 if upsampler == "network":
-                    stack = enhance_with_checkpoint(stack, checkpoint, probe, engine)
+                    enhanced = enhance_with_checkpoint(stack, checkpoint, probe, engine)
+                    out = fine_stack_volume(enhanced, None, args.element, recon)
                 else:
-                    stack = _bicubic(stack, args.element)
-                out = reconstruct_stack(stack, **{**recon, "elements": [args.element], "slab_nm": None})
+                    out = bicubic_reprojections_volume(stack, None, SCALE, args.element, recon)
                 fine.append(out.data[out.elements.index(args.element)])
             voxel_nm = measured_pixel_nm / SCALE
             curve = fourier_shell_correlation(fine[0], fine[1], voxel_nm, apodize=True)
