@@ -25,7 +25,7 @@ import numpy as np
 
 from xrf_sr_kedro.datasets import ProbeDataset, XRFHDF5Dataset
 from xrf_sr_kedro.evaluation.projections import ProjectionSettings, evaluate_projections
-from xrf_sr_kedro.evaluation.scoring import MetricSettings
+from xrf_sr_kedro.evaluation.scoring import MetricSettings, score_against_truth
 from xrf_sr_kedro.inference.refine import refine_stack
 from xrf_sr_kedro.inference.stack import EngineSettings, enhance_with_checkpoint
 from xrf_sr_kedro.io.checkpoint import load_checkpoint, model_from_checkpoint
@@ -120,6 +120,10 @@ def main() -> None:
     print(f"network_psnr_db: {by.loc['network', 'psnr_db']:.2f}")
     print(f"network_fsc_vs_truth_nm: {by.loc['network', 'fsc_vs_truth_nm']:.1f}")
     print(f"network_gain_over_best_classical_db: {by.loc['network', 'psnr_db'] - classical:.2f}")
+    # the median above, projection by projection (the engine's output, as the pipeline's rows)
+    per = [score_against_truth(e, t, truth.pixel_size_nm, metrics)[0]["fsc_vs_truth_nm"]
+           for e, t in zip(enhanced.select_elements([args.element]).data[0], truth.data[0])]
+    print("network_fsc_vs_truth_nm_per_projection: " + " ".join(f"{v:.1f}" for v in per))
     print(f"refined_minus_network_psnr_db: {by.loc['refined', 'psnr_db'] - by.loc['network', 'psnr_db']:.2f}")
     print(f"refined_minus_network_fsc_nm: {by.loc['refined', 'fsc_vs_truth_nm'] - by.loc['network', 'fsc_vs_truth_nm']:.1f}")
     if "network_plain" in by.index:
