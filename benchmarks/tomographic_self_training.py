@@ -30,7 +30,7 @@ Run after a default ``make run``, then score the result in 2-D and 3-D::
 Measured on run 13's data (docs/models.md, "Fine-tuning on the sample's own
 reconstruction"): 2-D 31.34 dB / 69.9 nm, 3-D 50.0 nm (another draw of the counts: 31.31 /
 68.6, 50.2) against the selected network's 31.45 / 70.7 and 44.9: not kept; averaged with
-it (0.5): 31.49 dB / 65.0 nm, 3-D 46.0 nm.  Ends with ``tomographic_self_training_*: value`` lines.
+it (0.5): 31.49 dB / 65.0 nm, 3-D 46.0 nm (``--seed 7`` and another draw: 67.5 / 67.9 nm).  Ends with ``tomographic_self_training_*: value`` lines.
 """
 
 from __future__ import annotations
