@@ -38,12 +38,14 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
 from xrf_sr_kedro.datasets import ProbeDataset, XRFHDF5Dataset
+from xrf_sr_kedro.evaluation.projections import ProjectionSettings
 from xrf_sr_kedro.evaluation.scoring import MetricSettings, score_against_truth
 from xrf_sr_kedro.io.checkpoint import load_checkpoint, save_checkpoint
 from xrf_sr_kedro.io.volume_files import load_volume_file
@@ -85,8 +87,9 @@ def main() -> None:
     raw = XRFHDF5Dataset(filepath=args.raw).load().select_elements([args.element])
     truth = XRFHDF5Dataset(filepath=args.truth_projections).load().select_elements([args.element])
 
-    # the pseudo-truth's own score on the evaluation's 7 projections (evenly spaced frames)
-    frames = np.unique(np.linspace(0, raw.n_frames - 1, 7).astype(int))
+    # the pseudo-truth's own score on the evaluation's projections (evenly spaced frames)
+    n_2d = ProjectionSettings(element=args.element).n_projections_2d
+    frames = np.unique(np.linspace(0, raw.n_frames - 1, n_2d).astype(int))
     seen = project_volume(volume, raw.angles_deg[frames], clip_negative=True).select_elements([args.element])
     scores = [score_against_truth(e, t, truth.pixel_size_nm, MetricSettings())[0]
               for e, t in zip(seen.data[0], truth.data[0][frames])]
@@ -109,7 +112,7 @@ def main() -> None:
     out["training_data"] = f"pseudo-truth pairs from {args.volume} ({args.n_angles} angles, {dose:.0f} counts)"
     save_checkpoint(args.out, out)
     for w in (float(v) for v in args.average.split(",") if v):
-        path = args.out.replace(".pt", f"_average{w:g}.pt")
+        path = str(Path(args.out).with_name(f"{Path(args.out).stem}_average{w:g}.pt"))
         save_checkpoint(path, dict(out, model_state=_averaged(start["model_state"], out["model_state"], w),
                                    weight_average={"start": args.checkpoint, "start_weight": w}))
         print(f"tomographic_self_training_average_{w:g}: {path}")
