@@ -122,7 +122,7 @@ def main() -> None:
     print(f"network_gain_over_best_classical_db: {by.loc['network', 'psnr_db'] - classical:.2f}")
     # the median above, projection by projection (the engine's output, as the pipeline's rows)
     per = [score_against_truth(e, t, truth.pixel_size_nm, metrics)[0]["fsc_vs_truth_nm"]
-           for e, t in zip(enhanced.select_elements([args.element]).data[0], truth.data[0])]
+           for e, t in zip(enhanced.data[0], truth.data[0])]  # raw holds args.element only
     print("network_fsc_vs_truth_nm_per_projection: " + " ".join(f"{v:.1f}" for v in per))
     print(f"refined_minus_network_psnr_db: {by.loc['refined', 'psnr_db'] - by.loc['network', 'psnr_db']:.2f}")
     print(f"refined_minus_network_fsc_nm: {by.loc['refined', 'fsc_vs_truth_nm'] - by.loc['network', 'fsc_vs_truth_nm']:.1f}")

@@ -9,8 +9,9 @@ learn the sample's statistics from it (no truth of the sample is used):
 1. project the reconstruction (``--volume``) at ``--n-angles`` random angles (7.5 nm
    maps: the pseudo-truth), and print its own 2-D score on the evaluated projections;
 2. fly-scan each map with the probe at the measurement's 30 nm step and draw counts at
-   the measured data's dose (mean counts of ``--raw`` less the background,
-   ``simulation.scan``'s background and readout noise): (coarse, pseudo-truth) pairs;
+   the measured data's dose (:func:`~xrf_sr_kedro.physics.dose.estimate_dose` of ``--raw``
+   less the background) with ``simulation.scan``'s background and readout noise:
+   (coarse, pseudo-truth) pairs;
 3. fine-tune ``--checkpoint`` on them with the fine-scan stage's loop
    (:func:`xrf_sr_kedro.training.fine_scan.fine_tune_on_fine_scan`) given a one-pixel
    probe, so its loss is a plain L2 against the pseudo-truth; every 5th map held out
@@ -49,6 +50,7 @@ from xrf_sr_kedro.evaluation.projections import ProjectionSettings
 from xrf_sr_kedro.evaluation.scoring import MetricSettings, score_against_truth
 from xrf_sr_kedro.io.checkpoint import load_checkpoint, save_checkpoint
 from xrf_sr_kedro.io.volume_files import load_volume_file
+from xrf_sr_kedro.physics.dose import estimate_dose
 from xrf_sr_kedro.physics.measurement import measure_stack
 from xrf_sr_kedro.tomo.reproject import project_volume
 from xrf_sr_kedro.training.fine_scan import FineScanSettings, fine_tune_on_fine_scan
@@ -99,7 +101,8 @@ def main() -> None:
 
     angles = np.sort(np.random.default_rng(args.seed).uniform(-90.0, 90.0, args.n_angles))
     maps = project_volume(volume, angles, clip_negative=True).select_elements([args.element])
-    dose = float(raw.data.mean()) - float(scan["background_counts"])
+    # the measured dose as the project estimates it (physics.dose), less the scan's background
+    dose = estimate_dose(raw.data[0], raw.units).mean_counts_per_pixel - float(scan["background_counts"])
     coarse = measure_stack(maps, probe, int(scan["step_px"]), fast_axis=scan["fast_axis"],
                            mean_counts={args.element: dose}, background_counts=float(scan["background_counts"]),
                            readout_sigma_counts=float(scan["readout_sigma_counts"]), seed=args.seed)
