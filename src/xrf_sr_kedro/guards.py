@@ -77,7 +77,8 @@ class MeasuredDataGuardHook:
     """Refuse, before any node runs, a run that would misuse measured data.
 
     1. A node output whose dataset is read-only (``read_only: true``, TIFF and
-       PyXRF inputs) stops the run: measured data is never a node's output.
+       PyXRF inputs, the shipped pretrained network) stops the run: measured data
+       and shipped files are never a node's output.
     2. A run whose nodes read the simulated stand-ins (plain ``kedro run``) while
        the catalog points the measured name at the user's file stops with one
        line naming the dataset, its file and the stage pipelines to run instead.
@@ -88,8 +89,9 @@ class MeasuredDataGuardHook:
         for name in sorted(pipeline.all_outputs()):
             if name in catalog and getattr(catalog.get(name), "read_only", False):
                 raise MeasuredDataRefusedError(
-                    f"{name} ({dataset_path(catalog.get(name))}) is read-only measured data "
-                    f"but this run would write it; remove it from the run's outputs"
+                    f"{name} ({dataset_path(catalog.get(name))}) is read-only (measured data, "
+                    f"or a file shipped with the project) but this run would write it; remove "
+                    f"it from the run's outputs"
                 )
         env = run_params.get("env")
         env_flag = f" --env {env}" if env and env != "local" else ""

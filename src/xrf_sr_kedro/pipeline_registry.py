@@ -46,27 +46,63 @@ def prepared_chain(raw_only: bool = False) -> Pipeline:
     return stage("preparation") + tomo + preparation.create_report_pipeline(enhanced=not raw_only)
 
 
-def register_pipelines() -> dict[str, Pipeline]:
-    """Register the stage pipelines, ``__default__`` (the six stages) and ``real_data``.
+def stage_pipelines() -> dict[str, Pipeline]:
+    """The six stage pipelines as registered (the evaluation with its tomography chains)."""
+    import importlib
 
-    Kedro 1.7 imports only the pipelines a run asks for, so ``__default__`` is the
-    sum of the stages that were loaded (all six when it is the one requested).  In
-    ``__default__`` the stages after ``simulation`` read the simulated stacks
+    from xrf_sr_kedro.pipelines.tomography.pipeline import evaluation_chains
+
+    stages = {name: importlib.import_module(f"xrf_sr_kedro.pipelines.{name}").create_pipeline()
+              for name in STAGES}
+    stages["evaluation"] = stages["evaluation"] + evaluation_chains()
+    return stages
+
+
+def simulated_run(stages: dict[str, Pipeline], pretrain: bool) -> Pipeline:
+    """The whole chain on the simulated sample: ``full`` (``pretrain=True``) or ``__default__``.
+
+    The stages after ``simulation`` read the simulated stacks
     (:data:`SIMULATED_STAND_INS`), so the run never reads or writes a user's
-    measured files.  The evaluation stage includes the tomography chains it needs
-    (independent split halves, the pretrained chain:
-    ``tomography.pipeline.evaluation_chains``), so a tomography run on measured data
-    never runs them.
+    measured files.  Without ``pretrain`` the pretraining node is replaced by
+    ``use_shipped_pretrained_network`` (the network shipped with the project becomes
+    ``pretrained_model``) and the simulation makes only what the later stages read
+    (no pretraining pairs).
+    """
+    from xrf_sr_kedro.pipelines.pretraining.pipeline import create_shipped_pipeline
+
+    first = stages["pretraining"] if pretrain else create_shipped_pipeline()
+    later = sum((stages[name] for name in STAGES[2:]), first)
+    stand_ins = {k: v for k, v in SIMULATED_STAND_INS.items() if k in later.inputs()}
+    later = pipeline(later, inputs=stand_ins)
+    simulation = stages["simulation"]
+    if not pretrain:
+        simulation = simulation.to_outputs(*(later.inputs() & simulation.all_outputs()))
+    return simulation + later
+
+
+def full_chain() -> Pipeline:
+    """``kedro run --pipeline full``: :func:`simulated_run` with pretraining."""
+    return simulated_run(stage_pipelines(), pretrain=True)
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """Register the stage pipelines, ``__default__``, ``full`` and ``real_data``.
+
+    ``__default__`` (``kedro run``, ``make run``) is :func:`simulated_run` with the
+    shipped pretrained network; ``full`` (a package calling :func:`full_chain`)
+    also pretrains.  Kedro 1.7 imports only the pipelines a run asks for; when not
+    all six stages were loaded, ``__default__`` is the sum of those that were.  The
+    evaluation stage includes the tomography chains it needs (independent split
+    halves, the pretrained chain: ``tomography.pipeline.evaluation_chains``), so a
+    tomography run on measured data never runs them.
     """
     pipelines = find_pipelines(raise_errors=True)
     if "evaluation" in pipelines:  # its extra tomography chains, from the tomography factory
         from xrf_sr_kedro.pipelines.tomography.pipeline import evaluation_chains
 
         pipelines["evaluation"] = pipelines["evaluation"] + evaluation_chains()
-    later = sum((pipelines[name] for name in STAGES[1:] if name in pipelines), Pipeline([]))
-    stand_ins = {k: v for k, v in SIMULATED_STAND_INS.items() if k in later.inputs()}
-    default = pipeline(later, inputs=stand_ins) if stand_ins else later
-    if "simulation" in pipelines:
-        default = pipelines["simulation"] + default
-    pipelines["__default__"] = default
+    if all(name in pipelines for name in STAGES):
+        pipelines["__default__"] = simulated_run(pipelines, pretrain=False)
+    else:
+        pipelines["__default__"] = sum((pipelines[n] for n in STAGES if n in pipelines), Pipeline([]))
     return pipelines

@@ -24,13 +24,29 @@ def test_registry_has_the_six_pipelines_and_default(project_copy):
     from kedro.framework.project import pipelines
 
     names = set(pipelines)
-    assert set(STAGES) | {"__default__"} <= names
-    default_nodes = {n.name for n in pipelines["__default__"].nodes}
+    assert set(STAGES) | {"__default__", "full"} <= names
+    full_nodes = {n.name for n in pipelines["full"].nodes}
     for stage in STAGES:
-        assert {n.name for n in pipelines[stage].nodes} <= default_nodes
+        assert {n.name for n in pipelines[stage].nodes} <= full_nodes
+    # `kedro run` fine-tunes the shipped network: everything but the training of stage 1
+    default_nodes = {n.name for n in pipelines["__default__"].nodes}
+    assert default_nodes == full_nodes - {"pretrain_dual_branch_network"} | {"use_shipped_pretrained_network"}
+    assert "shipped_pretrained_model" in pipelines["__default__"].inputs()
+    assert "shipped_pretrained_model" not in pipelines["full"].all_inputs()
     # the evaluation's extra chains run with the evaluation, never in a tomography-only run
     assert "split_even_more_angles.reconstruct_enhanced" in {n.name for n in pipelines["evaluation"].nodes}
     assert not any(n.name.startswith(("split_", "pretrained_more_angles", "fine_tuned_more_angles")) for n in pipelines["tomography"].nodes)
+
+
+def test_default_run_with_an_unshipped_preset_stops_naming_the_full_pipeline(project_copy):
+    """`kedro run --env tiny`: the shipped network is 'small', so one line says what to run."""
+    with _session(project_copy) as session:
+        with pytest.raises(ValueError) as info:
+            session.run(node_names=["use_shipped_pretrained_network"])
+    message = str(info.value)
+    assert "pretrained_small_x4.pt" in message and "'tiny'" in message
+    assert "`kedro run --pipeline full`" in message and "\n" not in message
+    assert not (project_copy / "data" / "06_models" / "pretrained_model.pt").exists()
 
 
 def _env_with(root: Path, parameters: dict) -> str:
@@ -61,8 +77,8 @@ def test_unknown_parameter_key_is_rejected(project_copy):
 
 @pytest.mark.slow
 def test_tiny_end_to_end_run_writes_every_output(project_copy):
-    with _session(project_copy) as session:
-        session.run()
+    with _session(project_copy) as session:  # the tiny preset is not shipped: pretrain it
+        session.run(pipeline_names=["full"])
     data = project_copy / "data"
     with h5py.File(data / "01_raw" / "simulated_xrf_projections.h5") as f:
         assert f["exchange/theta"].shape == (13,)

@@ -47,7 +47,7 @@ def test_read_only_dataset_refuses_to_save_and_keeps_the_file(tmp_path):
     ds = XRFHDF5Dataset(filepath=str(measured), read_only=True,
                         load_args={"pixel_size_nm": 100.0, "elements": ["Fe_K"]})
     assert ds.load().data.shape == (1, 13, 16, 16)
-    with pytest.raises(Exception, match="read-only measured data"):
+    with pytest.raises(Exception, match="is read-only"):
         ds.save(_stack())
     assert _sha1(measured) == before
 

@@ -10,6 +10,7 @@ from typing import Any
 from kedro.io.core import DatasetError, Version, get_filepath_str
 
 from xrf_sr_kedro.datasets._base import FileDataset
+from xrf_sr_kedro.io.provenance import read_only_error
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,9 @@ class TorchCheckpointDataset(FileDataset[dict]):
     exist yet, e.g. enhancing with the pre-trained network when no fine-tuned one has
     been trained.  ``exists()``
     still reports only ``filepath``, so ``--only-missing-outputs`` runs still train.
+
+    ``read_only: true`` (the pretrained network shipped with the project) makes
+    ``save`` raise, and the run guard refuses any run that would write it.
 
     Examples
     --------
@@ -50,6 +54,7 @@ class TorchCheckpointDataset(FileDataset[dict]):
         *,
         filepath: str | os.PathLike,
         fallback_filepath: str | os.PathLike | list[str | os.PathLike] | None = None,
+        read_only: bool = False,
         version: Version | None = None,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
@@ -63,6 +68,7 @@ class TorchCheckpointDataset(FileDataset[dict]):
             fs_args=fs_args,
             metadata=metadata,
         )
+        self.read_only = bool(read_only)
         if fallback_filepath is None:
             self._fallback_filepaths: list[str] = []
         elif isinstance(fallback_filepath, (list, tuple)):
@@ -77,7 +83,8 @@ class TorchCheckpointDataset(FileDataset[dict]):
         return (existing or self._fallback_filepaths or [None])[0]
 
     def _describe(self) -> dict[str, Any]:
-        return {**self._base_describe(), "fallback_filepath": self._fallback_filepaths}
+        return {**self._base_describe(), "fallback_filepath": self._fallback_filepaths,
+                "read_only": self.read_only}
 
     def load(self) -> dict:
         from xrf_sr_kedro.io.checkpoint import load_checkpoint
@@ -99,6 +106,8 @@ class TorchCheckpointDataset(FileDataset[dict]):
     def save(self, data: dict) -> None:
         from xrf_sr_kedro.io.checkpoint import save_checkpoint
 
+        if self.read_only:
+            raise read_only_error(type(self).__name__, self._filepath)
         if not isinstance(data, dict):
             raise DatasetError(f"TorchCheckpointDataset saves a dict, got {type(data).__name__}")
         self._save_with(lambda path: save_checkpoint(path, data))

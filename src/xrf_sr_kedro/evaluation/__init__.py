@@ -7,5 +7,6 @@
 * :mod:`.tuning` -- the TV weight, chosen on a region disjoint from the evaluated sample;
 * :mod:`.volumes` -- the 3-D rows (directional FSC with the Crowther limit, Rayleigh
   in 3-D, independent split halves);
+* :mod:`.natural_images` -- the networks on unseen natural images against bicubic;
 * :mod:`.table`, :mod:`.report` -- columns, Markdown, MLflow metrics, HTML (jinja2).
 """

@@ -55,6 +55,7 @@ def refuse_foreign_overwrite(path: str | os.PathLike) -> None:
 def read_only_error(name: str, path: str | os.PathLike) -> ProtectedDataError:
     """The error a read-only (measured) dataset raises on save."""
     return ProtectedDataError(
-        f"{name} ({path}) is read-only measured data (read_only: true): no node may "
-        "write it; simulated stacks go to the simulated_* datasets"
+        f"{name} ({path}) is read-only (read_only: true: measured data, or a file shipped "
+        "with the project): no node may write it; simulated stacks go to the simulated_* "
+        "datasets, trained networks to data/06_models"
     )

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from xrf_sr_kedro.io.checkpoint import model_from_checkpoint
+from xrf_sr_kedro.io.checkpoint import config_from_checkpoint, describe_config_difference, model_from_checkpoint
 from xrf_sr_kedro.metrics.image import bicubic_upsample
 from xrf_sr_kedro.metrics.plots import plot_side_by_side
 from xrf_sr_kedro.models.dual_branch import build_model, config_from_name, count_parameters
@@ -25,7 +25,7 @@ from xrf_sr_kedro.types import PatchPairs
 logger = logging.getLogger(__name__)
 
 __all__ = ["StageResult", "example_figure", "fine_tune_stage", "held_out_scores", "pretrain_stage",
-           "train_stage"]
+           "shipped_pretrained", "train_stage"]
 
 #: (checkpoint, MLflow metric history, example figure)
 StageResult = tuple[dict[str, Any], dict[str, list[dict[str, float]]], Figure]
@@ -132,6 +132,30 @@ def pretrain_stage(
         pairs, validation_pairs, network, train, checkpoints,
         training_data=f"pretraining: {source}", preset=preset, extra_validation=extra_validation,
     )
+
+
+def shipped_pretrained(checkpoint: dict[str, Any], preset: str) -> dict[str, Any]:
+    """Stage 1 without training: the pretrained network shipped with the project.
+
+    Returns ``checkpoint`` when its architecture is preset ``preset``'s (field by
+    field, so a preset redefined since the file was made is caught too); otherwise
+    raises a one-line ``ValueError`` that names the file and says how to pretrain
+    the preset asked for (``kedro run --pipeline full``).
+    """
+    wanted = config_from_name(preset)
+    stored = config_from_checkpoint(checkpoint)
+    if stored != wanted:
+        raise ValueError(
+            f"the shipped pretrained network {checkpoint.get('path', '')} is preset "
+            f"{checkpoint.get('preset')!r}, not pretraining.model.preset {preset!r} "
+            f"({describe_config_difference(stored, wanted)}): run `kedro run --pipeline full` "
+            f"(with your --env) to pretrain {preset!r}, or set pretraining.model.preset: "
+            f"{checkpoint.get('preset')!r}"
+        )
+    logger.info("Pretraining skipped: the shipped network %s (preset %r, epoch %s; %s)",
+                checkpoint.get("path", ""), preset, checkpoint.get("epoch"),
+                checkpoint.get("provenance", "no provenance recorded"))
+    return checkpoint
 
 
 def fine_tune_stage(

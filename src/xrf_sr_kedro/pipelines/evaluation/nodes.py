@@ -9,12 +9,12 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from xrf_sr_kedro.evaluation import controls, experiments, projections, report, tuning
+from xrf_sr_kedro.evaluation import controls, experiments, natural_images, projections, report, tuning
 from xrf_sr_kedro.evaluation.scoring import MetricSettings as _MetricSettings
 from xrf_sr_kedro.inference.refine import RefinementSettings
 from xrf_sr_kedro.pipelines._params import validated
 from xrf_sr_kedro.tomo.recon import ReconSettings
-from xrf_sr_kedro.types import ProbeIntensity, Volume, XRFStack
+from xrf_sr_kedro.types import PatchPairs, ProbeIntensity, Volume, XRFStack
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,14 @@ def evaluate_projections(
         {"pretrained": pretrained_model, "fine_tuned": fine_tuned_model}, probe_intensity,
         truth_volume.metadata.get("features", []), tv_weight, settings, metrics, refinement,
     )
+
+
+def score_on_natural_images(
+    pretrained_model: dict[str, Any], fine_tuned_model: dict[str, Any], natural_pairs: PatchPairs
+) -> tuple[pd.DataFrame, dict[str, list[dict[str, float]]]]:
+    """Both networks on unseen natural images at the pretraining dose, against bicubic (dB)."""
+    return natural_images.score_on_natural_images(
+        {"pretrained": pretrained_model, "fine_tuned": fine_tuned_model}, natural_pairs)
 
 
 def tune_raw_reconstruction(

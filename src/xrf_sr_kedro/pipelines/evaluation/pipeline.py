@@ -29,6 +29,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="evaluate_projections_against_truth",
             ),
             node(
+                nodes.score_on_natural_images,
+                ["pretrained_model", "fine_tuned_model", "pretraining_validation_pairs"],
+                ["natural_image_scores", "natural_image_metrics"],
+                name="score_networks_on_unseen_natural_images",
+            ),
+            node(
                 nodes.tune_raw_reconstruction,
                 ["truth_volume", "raw_xrf", "probe_intensity", ELEMENT, RECON, VOLUMES, METRICS],
                 ["raw_recon_choice", "raw_recon_tuning_table"],

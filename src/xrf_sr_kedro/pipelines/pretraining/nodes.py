@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from xrf_sr_kedro.pipelines._params import validated
 from xrf_sr_kedro.training.checkpointing import CheckpointSettings
 from xrf_sr_kedro.training.loop import TrainConfig
-from xrf_sr_kedro.training.stage import pretrain_stage
+from xrf_sr_kedro.training.stage import pretrain_stage, shipped_pretrained
 from xrf_sr_kedro.types import PatchPairs
 
 TrainParams = validated(TrainConfig)
@@ -43,3 +43,9 @@ def pretrain(
         pairs, validation_region_pairs, model.preset, train, checkpoints,
         extra_validation={"natural_val": natural_validation_pairs},
     )
+
+
+def use_shipped_network(shipped_checkpoint: dict[str, Any], model: ModelParams) -> dict[str, Any]:
+    """Stage 1 without training (``kedro run``): the shipped pretrained network,
+    checked against ``pretraining.model.preset`` and written as ``pretrained_model``."""
+    return shipped_pretrained(shipped_checkpoint, model.preset)
