@@ -27,7 +27,8 @@ mlflow-store: | $(BIN)/python
 install: $(STAMP)
 
 ## Run the main job on the embedded default data: simulate the sample and the
-## training pairs, pretrain and fine-tune the network, enhanced tomography, report.
+## training pairs, fine-tune the shipped pretrained network, enhanced tomography, report.
+## (`$(BIN)/kedro run --pipeline full` also pretrains the network: ~14 min more on 2 cores.)
 run: install
 	$(BIN)/kedro run
 
