@@ -46,16 +46,23 @@ def prepared_chain(raw_only: bool = False) -> Pipeline:
     return stage("preparation") + tomo + preparation.create_report_pipeline(enhanced=not raw_only)
 
 
+def _add_evaluation_chains(pipelines: dict[str, Pipeline]) -> dict[str, Pipeline]:
+    """The evaluation stage with the tomography chains it needs (split halves, the
+    pretrained chain: ``tomography.pipeline.evaluation_chains``), in place."""
+    if "evaluation" in pipelines:
+        from xrf_sr_kedro.pipelines.tomography.pipeline import evaluation_chains
+
+        pipelines["evaluation"] = pipelines["evaluation"] + evaluation_chains()
+    return pipelines
+
+
 def stage_pipelines() -> dict[str, Pipeline]:
     """The six stage pipelines as registered (the evaluation with its tomography chains)."""
     import importlib
 
-    from xrf_sr_kedro.pipelines.tomography.pipeline import evaluation_chains
-
-    stages = {name: importlib.import_module(f"xrf_sr_kedro.pipelines.{name}").create_pipeline()
-              for name in STAGES}
-    stages["evaluation"] = stages["evaluation"] + evaluation_chains()
-    return stages
+    return _add_evaluation_chains(
+        {name: importlib.import_module(f"xrf_sr_kedro.pipelines.{name}").create_pipeline()
+         for name in STAGES})
 
 
 def simulated_run(stages: dict[str, Pipeline], pretrain: bool) -> Pipeline:
@@ -65,8 +72,9 @@ def simulated_run(stages: dict[str, Pipeline], pretrain: bool) -> Pipeline:
     (:data:`SIMULATED_STAND_INS`), so the run never reads or writes a user's
     measured files.  Without ``pretrain`` the pretraining node is replaced by
     ``use_shipped_pretrained_network`` (the network shipped with the project becomes
-    ``pretrained_model``) and the simulation makes only what the later stages read
-    (no pretraining pairs).
+    ``pretrained_model``) and the simulation keeps only the nodes whose outputs the
+    later stages read (today all of them: fine-tuning's ``choose_fine_tuning_data``
+    reads ``application_training_pairs``, the evaluation the natural-image pairs).
     """
     from xrf_sr_kedro.pipelines.pretraining.pipeline import create_shipped_pipeline
 
@@ -96,11 +104,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     halves, the pretrained chain: ``tomography.pipeline.evaluation_chains``), so a
     tomography run on measured data never runs them.
     """
-    pipelines = find_pipelines(raise_errors=True)
-    if "evaluation" in pipelines:  # its extra tomography chains, from the tomography factory
-        from xrf_sr_kedro.pipelines.tomography.pipeline import evaluation_chains
-
-        pipelines["evaluation"] = pipelines["evaluation"] + evaluation_chains()
+    pipelines = _add_evaluation_chains(find_pipelines(raise_errors=True))
     if all(name in pipelines for name in STAGES):
         pipelines["__default__"] = simulated_run(pipelines, pretrain=False)
     else:
