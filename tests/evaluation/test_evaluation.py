@@ -171,4 +171,10 @@ def test_rows_markdown_and_report():
     results, markdown, html, figs, metrics = build_report(rows[:1], {}, rows[1:], {}, "one_bit",
                                                           pd.DataFrame({"weight": [0.01], "psnr_db": [25.0]}))
     assert len(results) == 2 and "<table" in html and "TV weight sweep" in html and "one-bit" in html
+    assert "Unseen natural images" not in html  # no section without scores
+    natural = pd.DataFrame({"network": ["pretrained"], "network_psnr_db": [27.8], "bicubic_psnr_db": [24.89],
+                            "gain_db": [2.918]})
+    html = build_report(rows[:1], {}, rows[1:], {}, "one_bit", natural_images=natural)[2]
+    section = html[html.index("Unseen natural images"):]
+    assert "gain_db" in section and "<td>2.92</td>" in section and "<td>pretrained</td>" in section
     assert metrics == {"2D.raw.e.psnr_db": [{"value": 20.0, "step": 0}]}

@@ -40,6 +40,9 @@ twice its pixel sizes (30 nm, 7.5 nm), i.e. Nyquist-saturated.</p>
 {% if recon_tuning_html %}<h2>raw_best_iterations: OSPML sweep on another simulated sample (the choice; never the
 evaluation truth)</h2>
 {{ recon_tuning_html }}{% endif %}
+{% if natural_html %}<h2>Unseen natural images at the pretraining dose: each network against bicubic
+(PSNR in dB; <code>gain_db</code> = network - bicubic)</h2>
+{{ natural_html }}{% endif %}
 {% if recon_oracle_html %}<h2>Oracle: the same OSPML sweep scored against the evaluation truth (for reference only,
 never used to choose)</h2>
 {{ recon_oracle_html }}{% endif %}
@@ -57,8 +60,9 @@ def _png_base64(figure: Figure) -> str:
 
 def render_html(results: pd.DataFrame, figures: dict[str, Figure], threshold: str = "one_bit",
                 tv_tuning: pd.DataFrame | None = None, recon_tuning: pd.DataFrame | None = None,
-                recon_oracle: pd.DataFrame | None = None) -> str:
-    """The HTML page (table, TV and OSPML tuning sweeps, the oracle sweep, figures as inline PNG)."""
+                recon_oracle: pd.DataFrame | None = None, natural_images: pd.DataFrame | None = None) -> str:
+    """The HTML page (table, TV and OSPML tuning sweeps, the natural-image scores, the oracle
+    sweep, figures as inline PNG)."""
     def html(table: pd.DataFrame | None) -> str:
         return table.to_html(**fmt) if table is not None and len(table) else ""
 
@@ -70,6 +74,7 @@ def render_html(results: pd.DataFrame, figures: dict[str, Figure], threshold: st
         tuning_html=html(tv_tuning),
         recon_tuning_html=html(recon_tuning),
         recon_oracle_html=html(recon_oracle),
+        natural_html=html(natural_images),
         figures=[(name, _png_base64(fig)) for name, fig in figures.items()],
     )
 
@@ -83,9 +88,10 @@ def build_report(
     tv_tuning: pd.DataFrame | None = None,
     recon_tuning: pd.DataFrame | None = None,
     recon_oracle: pd.DataFrame | None = None,
+    natural_images: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, str, str, dict[str, Figure], dict[str, list[dict[str, float]]]]:
     """Results table, its Markdown, the HTML page, all figures and the MLflow metrics."""
     results = pd.concat([projection_results, volume_results], ignore_index=True)
     figures = projection_figures | volume_figures
-    html = render_html(results, figures, threshold, tv_tuning, recon_tuning, recon_oracle)
+    html = render_html(results, figures, threshold, tv_tuning, recon_tuning, recon_oracle, natural_images)
     return results, markdown_table(results), html, figures, mlflow_metrics(results)

@@ -157,9 +157,10 @@ def build_report(
     tv_tuning_table: pd.DataFrame,
     raw_recon_tuning_table: pd.DataFrame,
     raw_recon_oracle_table: pd.DataFrame,
+    natural_image_scores: pd.DataFrame,
 ) -> tuple[pd.DataFrame, str, str, dict[str, Figure], dict[str, list[dict[str, float]]]]:
     """The results table (CSV, Markdown), the HTML report, the figures and MLflow metrics."""
     return report.build_report(
         projection_results, projection_figures, volume_results, volume_figures, threshold, tv_tuning_table,
-        raw_recon_tuning_table, raw_recon_oracle_table,
+        raw_recon_tuning_table, raw_recon_oracle_table, natural_image_scores,
     )

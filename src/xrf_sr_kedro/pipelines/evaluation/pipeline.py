@@ -92,7 +92,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 nodes.build_report,
                 ["projection_results", "projection_figures", "volume_results", "volume_figures",
                  "params:evaluation.metrics.threshold", "tv_tuning_table",
-                 "raw_recon_tuning_table", "raw_recon_oracle_table"],
+                 "raw_recon_tuning_table", "raw_recon_oracle_table", "natural_image_scores"],
                 ["evaluation_results", "evaluation_results_markdown", "evaluation_report",
                  "evaluation_figures", "evaluation_metrics"],
                 name="build_evaluation_report",
