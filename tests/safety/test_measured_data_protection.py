@@ -14,7 +14,7 @@ import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from xrf_sr_kedro.datasets import XRFHDF5Dataset
+from xrf_sr_kedro.datasets import TorchCheckpointDataset, XRFHDF5Dataset
 from xrf_sr_kedro.io.provenance import ProtectedDataError, written_by_project
 from xrf_sr_kedro.pipeline_registry import SIMULATED_STAND_INS
 from xrf_sr_kedro.types import XRFStack
@@ -50,6 +50,17 @@ def test_read_only_dataset_refuses_to_save_and_keeps_the_file(tmp_path):
     with pytest.raises(Exception, match="is read-only"):
         ds.save(_stack())
     assert _sha1(measured) == before
+
+
+def test_shipped_pretrained_network_is_read_only():
+    """The network shipped in data/01_raw/embedded is read like measured data: never written."""
+    shipped = Path(__file__).resolve().parents[2] / "data" / "01_raw" / "embedded" / "pretrained_small_x4.pt"
+    before = _sha1(shipped)
+    dataset = TorchCheckpointDataset(filepath=str(shipped), read_only=True)
+    checkpoint = dataset.load()
+    with pytest.raises(Exception, match="is read-only"):
+        dataset.save(checkpoint)
+    assert _sha1(shipped) == before
 
 
 def test_a_file_the_project_did_not_write_is_never_overwritten(tmp_path):

@@ -1,20 +1,19 @@
 """The pretrained network shipped with the project, and the natural-image score.
 
 ``kedro run`` fine-tunes ``data/01_raw/embedded/pretrained_small_x4.pt`` instead of
-pretraining; these tests keep that file loadable by the current code, read-only, and
-refused (one line, the cure named) where another preset is asked for.
+pretraining; these tests keep that file loadable by the current code and refused (one
+line, the cure named) where another preset is asked for (its read-only dataset is tested
+with the measured data's, tests/safety/test_measured_data_protection.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from xrf_sr_kedro.datasets import TorchCheckpointDataset
 from xrf_sr_kedro.evaluation.natural_images import score_on_natural_images
 from xrf_sr_kedro.io.checkpoint import config_as_dict, load_checkpoint, model_from_checkpoint
 from xrf_sr_kedro.metrics.image import bicubic_upsample
@@ -23,10 +22,6 @@ from xrf_sr_kedro.training.stage import shipped_pretrained
 from xrf_sr_kedro.types import PatchPairs
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "01_raw" / "embedded" / "pretrained_small_x4.pt"
-
-
-def _sha1(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()
 
 
 def test_shipped_network_is_the_current_small_preset_with_provenance():
@@ -48,15 +43,6 @@ def test_shipped_network_is_used_for_its_own_preset_and_refused_for_another():
     message = str(info.value)
     assert str(SHIPPED) in message and "'tiny'" in message and "channels=" in message
     assert "`kedro run --pipeline full`" in message and "\n" not in message
-
-
-def test_shipped_dataset_is_read_only(tmp_path):
-    before = _sha1(SHIPPED)
-    dataset = TorchCheckpointDataset(filepath=str(SHIPPED), read_only=True)
-    checkpoint = dataset.load()
-    with pytest.raises(Exception, match="is read-only"):
-        dataset.save(checkpoint)
-    assert _sha1(SHIPPED) == before
 
 
 def _pairs(n: int = 3, lr_px: int = 12, seed: int = 0) -> PatchPairs:
