@@ -73,8 +73,8 @@ def simulated_run(stages: dict[str, Pipeline], pretrain: bool) -> Pipeline:
     measured files.  Without ``pretrain`` the pretraining node is replaced by
     ``use_shipped_pretrained_network`` (the network shipped with the project becomes
     ``pretrained_model``) and the simulation keeps only the nodes whose outputs the
-    later stages read (today all of them: fine-tuning's ``choose_fine_tuning_data``
-    reads ``application_training_pairs``, the evaluation the natural-image pairs).
+    later stages read: all but ``make_application_training_pairs`` (the pretraining
+    set; fine-tuning makes it only when ``fine_tuning.data: application_pairs``).
     """
     from xrf_sr_kedro.pipelines.pretraining.pipeline import create_shipped_pipeline
 

@@ -29,8 +29,11 @@ def test_registry_has_the_six_pipelines_and_default(project_copy):
     for stage in STAGES:
         assert {n.name for n in pipelines[stage].nodes} <= full_nodes
     # `kedro run` fine-tunes the shipped network: everything but the training of stage 1
+    # and its training set (fine-tuning makes that set only when fine_tuning.data asks)
     default_nodes = {n.name for n in pipelines["__default__"].nodes}
-    assert default_nodes == full_nodes - {"pretrain_dual_branch_network"} | {"use_shipped_pretrained_network"}
+    stage_1 = {"pretrain_dual_branch_network", "make_application_training_pairs"}
+    assert default_nodes == full_nodes - stage_1 | {"use_shipped_pretrained_network"}
+    assert "application_training_pairs" not in pipelines["__default__"].all_outputs()
     assert "shipped_pretrained_model" in pipelines["__default__"].inputs()
     assert "shipped_pretrained_model" not in pipelines["full"].all_inputs()
     # the evaluation's extra chains run with the evaluation, never in a tomography-only run

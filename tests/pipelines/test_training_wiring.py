@@ -85,15 +85,39 @@ def test_dose_matched_fine_tuning_reads_only_the_measured_dose_and_validates_on_
     raw = XRFStack(rng.poisson(150.0, (2, 3, 16, 16)).astype(np.float32), 30.0, ("Zn_K", "Mn_K"), units="counts")
     region = PatchPairs(np.zeros((2, 1, 8, 8), np.float32), np.zeros((2, 1, 32, 32), np.float32), 30.0, 7.5)
     settings = ft.DoseMatchedParams(n_volumes=1, angles_per_volume=1, size_px=32)
+    application = ft.ApplicationPairsParams(n_samples=3, size_px=32, seed=5)
     train, val = ft.choose_fine_tuning_data(region, region, region, region, raw, gaussian_probe(20.0, 7.5),
-                                            "dose_matched_pairs", settings)
+                                            "dose_matched_pairs", application, settings)
     assert val is region and train.metadata["source"] == "dose_matched_packings"
     lo, hi = train.metadata["counts_range"]
     assert lo == pytest.approx(75.0, rel=0.03) and hi == pytest.approx(300.0, rel=0.03)
     # the paper's recipe never makes them
     train, _ = ft.choose_fine_tuning_data(region, region, region, region, raw, gaussian_probe(20.0, 7.5),
-                                          "scan_pairs", settings)
+                                          "scan_pairs", application, settings)
     assert train is region
+
+
+def test_application_pairs_for_fine_tuning_are_the_pretraining_set_made_only_when_chosen():
+    """fine_tuning.data: application_pairs makes simulation.application_pairs' set from the
+    natural pairs (the same pairs as the pretraining's node); the default run, which does not
+    pretrain, therefore never needs application_training_pairs."""
+    from xrf_sr_kedro.pipelines.fine_tuning import nodes as ft
+    from xrf_sr_kedro.types import XRFStack
+
+    (chooser,) = [n for n in fine_tuning().nodes if "fine_tuning_train_set" in n.outputs]
+    assert "application_training_pairs" not in chooser.inputs
+    assert {"pretraining_pairs", "params:simulation.application_pairs"} <= set(chooser.inputs)
+    probe = gaussian_probe(40.0, 7.5)
+    natural = _natural(40, 8)
+    raw = XRFStack(np.ones((2, 3, 16, 16), np.float32), 30.0, ("Zn_K", "Mn_K"), units="counts")
+    region = PatchPairs(np.zeros((2, 1, 8, 8), np.float32), np.zeros((2, 1, 32, 32), np.float32), 30.0, 7.5)
+    params = dict(n_samples=3, size_px=32, seed=5, validation_seed=2)
+    train, val = ft.choose_fine_tuning_data(region, region, natural, region, raw, probe, "application_pairs",
+                                            ft.ApplicationPairsParams(**params), ft.DoseMatchedParams())
+    expected = sim.make_application_training_pairs(natural, probe, sim.ApplicationPairsParams(**params))
+    assert val is region and train.metadata["counts"] == expected.metadata["counts"]
+    np.testing.assert_array_equal(train.lr, expected.lr)
+    np.testing.assert_array_equal(train.hr, expected.hr)
 
 
 def test_the_fine_scan_dwells_its_fraction_of_the_coarse_scans_time():

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -274,6 +275,54 @@ def training_pairs(
                      natural_pairs.metadata)
     logger.info("training mix: %d simulated + %d natural pairs", len(mic), n_nat)
     return concat_pairs([mic, nat])
+
+
+@dataclass(frozen=True)
+class ApplicationPairsSettings:
+    """The pretraining set at the application scale (``simulation.application_pairs``;
+    docs/models.md, the recommended recipe).
+
+    ``n_samples`` procedural microstructures of ``size_px``^2 fine pixels (one HR
+    patch; ``size_px / step_px`` LR pixels, the natural pairs' ``lr_patch_px``) and
+    ``n_volumes`` random 3-D particle packings projected at ``angles_per_volume``
+    random angles (``volume_size_vox`` voxels across, default 1.5 ``size_px``),
+    fly-scanned at doses log-uniform in ``counts_range`` (counts per point),
+    ``reprojection_fraction`` of them with reprojection-like noise, mixed with
+    natural pairs so that those are ``natural_fraction`` of the set.
+    ``validation_seed`` (the validation region's) is refused for training.
+    """
+
+    natural_fraction: float = 0.5
+    n_samples: int = 300
+    size_px: int = 128
+    n_elements: int = 2
+    seed: int = 1
+    validation_seed: int = 2
+    projected_fraction: float = 0.5
+    step_px: int = 4
+    counts_range: tuple[float, float] = DEFAULT_COUNTS_RANGE
+    background_counts: float = DEFAULT_BACKGROUND_COUNTS
+    readout_sigma_counts: float = DEFAULT_READOUT_SIGMA_COUNTS
+    reprojection_fraction: float = 0.5
+    hf_noise_gain: float = DEFAULT_HF_NOISE_GAIN
+    fast_axis: FastAxis = "x"
+    n_volumes: int = 0
+    angles_per_volume: int = DEFAULT_ANGLES_PER_VOLUME
+    volume_size_vox: int | None = None
+
+
+def application_training_pairs(
+    settings: ApplicationPairsSettings, probe: ProbeIntensity, natural_pairs: PatchPairs | None
+) -> PatchPairs:
+    """:func:`training_pairs` with ``settings``: the one call of the pretraining's
+    simulation node and of fine-tuning's ``fine_tuning.data: application_pairs``."""
+    s = settings
+    return training_pairs(
+        probe, natural_pairs, s.natural_fraction, s.n_samples, s.size_px, s.n_elements,
+        s.seed, s.validation_seed, s.projected_fraction, s.step_px, tuple(s.counts_range),
+        s.background_counts, s.readout_sigma_counts, s.reprojection_fraction,
+        s.hf_noise_gain, s.fast_axis, s.n_volumes, s.angles_per_volume, s.volume_size_vox,
+    )
 
 
 def validation_region_pairs(

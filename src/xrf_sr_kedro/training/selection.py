@@ -35,27 +35,31 @@ def fine_tuning_data(
     data: FineTuningData,
     scan_pairs: PatchPairs,
     scan_validation_pairs: PatchPairs,
-    application_pairs: PatchPairs,
+    application_pairs: PatchPairs | Callable[[], PatchPairs],
     validation_region_pairs: PatchPairs,
     dose_matched_pairs: PatchPairs | Callable[[], PatchPairs] | None = None,
 ) -> tuple[PatchPairs, PatchPairs]:
     """The (training, validation) pairs of fine-tuning for the choice ``data``.
 
     ``scan_pairs`` validates on the held-out scan frames, ``application_pairs`` and
-    ``dose_matched_pairs`` on the validation region.  ``dose_matched_pairs`` may be a
-    function that makes them: it is called only when they are chosen.
+    ``dose_matched_pairs`` on the validation region.  ``application_pairs`` and
+    ``dose_matched_pairs`` may be functions that make them: each is called only when
+    it is chosen.
     """
     if data == "scan_pairs":
         return scan_pairs, scan_validation_pairs
     if data == "application_pairs":
-        return application_pairs, validation_region_pairs
+        return _made(application_pairs), validation_region_pairs
     if data == "dose_matched_pairs" and dose_matched_pairs is not None:
-        made = dose_matched_pairs() if callable(dose_matched_pairs) else dose_matched_pairs
-        return made, validation_region_pairs
+        return _made(dose_matched_pairs), validation_region_pairs
     raise ValueError(
         "fine_tuning.data must be 'scan_pairs', 'application_pairs' or 'dose_matched_pairs' "
         f"(with its pairs), got {data!r}"
     )
+
+
+def _made(pairs: PatchPairs | Callable[[], PatchPairs]) -> PatchPairs:
+    return pairs() if callable(pairs) else pairs
 
 
 def select_checkpoint(

@@ -7,6 +7,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from xrf_sr_kedro.physics.application_pairs import ApplicationPairsSettings, application_training_pairs
 from xrf_sr_kedro.physics.dose_matched import DoseMatchedSettings, dose_matched_pairs
 from xrf_sr_kedro.physics.pairs import pairs_from_scans
 from xrf_sr_kedro.pipelines._params import validated
@@ -23,6 +24,7 @@ CheckpointParams = validated(CheckpointSettings)
 DoseMatchedParams = validated(DoseMatchedSettings)
 AdaptationParams = validated(AdaptationSettings)
 FineScanParams = validated(FineScanSettings)
+ApplicationPairsParams = validated(ApplicationPairsSettings)
 
 
 @validated
@@ -51,18 +53,22 @@ def make_fine_tuning_pairs(
 def choose_fine_tuning_data(
     scan_pairs: PatchPairs,
     scan_validation_pairs: PatchPairs,
-    application_pairs: PatchPairs,
+    natural_pairs: PatchPairs,
     validation_region_pairs: PatchPairs,
     raw_xrf: XRFStack,
     probe_intensity: ProbeIntensity,
     data: str,
+    application_pairs: ApplicationPairsParams,
     dose_matched: DoseMatchedParams,
 ) -> tuple[PatchPairs, PatchPairs]:
     """``fine_tuning.data``: the paper's scan pairs, the pretraining's application-scale
-    pairs, or packing pairs at the measured data's dose (made only when chosen; only
-    the measurement's dose is read)."""
+    pairs (``simulation.application_pairs``), or packing pairs at the measured data's
+    dose; the last two are made only when chosen (of the measurement only its dose is
+    read), so a run that does not pretrain never makes the pretraining set."""
     return fine_tuning_data(
-        data, scan_pairs, scan_validation_pairs, application_pairs, validation_region_pairs,
+        data, scan_pairs, scan_validation_pairs,
+        functools.partial(application_training_pairs, application_pairs, probe_intensity, natural_pairs),
+        validation_region_pairs,
         functools.partial(dose_matched_pairs, raw_xrf, probe_intensity, dose_matched),
     )
 

@@ -22,9 +22,9 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 nodes.choose_fine_tuning_data,
-                ["fine_tuning_pairs", "fine_tuning_validation_pairs", "application_training_pairs",
+                ["fine_tuning_pairs", "fine_tuning_validation_pairs", "pretraining_pairs",
                  "validation_region_pairs", "raw_xrf", "probe_intensity", "params:fine_tuning.data",
-                 "params:fine_tuning.dose_matched_pairs"],
+                 "params:simulation.application_pairs", "params:fine_tuning.dose_matched_pairs"],
                 ["fine_tuning_train_set", "fine_tuning_validation_set"],
                 name="choose_fine_tuning_data",
             ),

@@ -18,7 +18,8 @@ from xrf_sr_kedro.physics.application_pairs import (
     DEFAULT_COUNTS_RANGE,
     DEFAULT_HF_NOISE_GAIN,
     DEFAULT_READOUT_SIGMA_COUNTS,
-    training_pairs,
+    ApplicationPairsSettings,
+    application_training_pairs,
     validation_region_pairs,
 )
 from xrf_sr_kedro.physics.particle_packings import DEFAULT_ANGLES_PER_VOLUME
@@ -122,37 +123,7 @@ class PairsParams:
     seed: int = 0
 
 
-@validated
-class ApplicationPairsParams:
-    """Training pairs at the application scale (docs/models.md, the recommended recipe).
-
-    ``n_samples`` procedural microstructures of ``size_px``^2 fine pixels (one HR
-    patch; ``size_px / step_px`` LR pixels, the natural pairs' ``lr_patch_px``) and
-    ``n_volumes`` random 3-D particle packings projected at ``angles_per_volume``
-    random angles (``volume_size_vox`` voxels across, default 1.5 ``size_px``),
-    fly-scanned at doses log-uniform in ``counts_range`` (counts per point),
-    ``reprojection_fraction`` of them with reprojection-like noise, mixed with
-    natural pairs so that those are ``natural_fraction`` of the set.
-    ``validation_seed`` (the validation region's) is refused for training.
-    """
-
-    natural_fraction: float = 0.5
-    n_samples: int = 300
-    size_px: int = 128
-    n_elements: int = 2
-    seed: int = 1
-    validation_seed: int = 2
-    projected_fraction: float = 0.5
-    step_px: int = 4
-    counts_range: tuple[float, float] = DEFAULT_COUNTS_RANGE
-    background_counts: float = DEFAULT_BACKGROUND_COUNTS
-    readout_sigma_counts: float = DEFAULT_READOUT_SIGMA_COUNTS
-    reprojection_fraction: float = 0.5
-    hf_noise_gain: float = DEFAULT_HF_NOISE_GAIN
-    fast_axis: Literal["x", "y"] = "x"
-    n_volumes: int = 0
-    angles_per_volume: int = DEFAULT_ANGLES_PER_VOLUME
-    volume_size_vox: int | None = None
+ApplicationPairsParams = validated(ApplicationPairsSettings)
 
 
 @validated
@@ -279,13 +250,7 @@ def make_application_training_pairs(
     natural_pairs: PatchPairs, probe_intensity: ProbeIntensity, pairs: ApplicationPairsParams
 ) -> PatchPairs:
     """Microstructure pairs at the application scale and dose, mixed with natural pairs."""
-    return training_pairs(
-        probe_intensity, natural_pairs, pairs.natural_fraction, pairs.n_samples, pairs.size_px,
-        pairs.n_elements, pairs.seed, pairs.validation_seed, pairs.projected_fraction,
-        pairs.step_px, tuple(pairs.counts_range), pairs.background_counts,
-        pairs.readout_sigma_counts, pairs.reprojection_fraction, pairs.hf_noise_gain,
-        pairs.fast_axis, pairs.n_volumes, pairs.angles_per_volume, pairs.volume_size_vox,
-    )
+    return application_training_pairs(pairs, probe_intensity, natural_pairs)
 
 
 def make_validation_region_pairs(
