@@ -71,6 +71,8 @@ MIXES: dict[str, dict | None] = {
     "packings_nat25": {"n_samples": 0, "n_volumes": 225, "natural_fraction": 0.25},
     "packings_micro_nat25": {"n_samples": 225, "n_volumes": 112, "natural_fraction": 0.25},
     "packings_only": {"n_samples": 0, "n_volumes": 300, "natural_fraction": 0.0},
+    # three times conf/base's packings (3,600 maps) + the natural pairs (~1,660): offline pretraining
+    "packings_x3": {"n_samples": 0, "n_volumes": 450},
     "smoke": {"n_samples": 2, "n_volumes": 2},  # seconds: checks the wiring
 }
 
