@@ -15,8 +15,6 @@ import numpy as np
 
 from xrf_sr_kedro.physics.application_pairs import (
     DEFAULT_BACKGROUND_COUNTS,
-    DEFAULT_COUNTS_RANGE,
-    DEFAULT_HF_NOISE_GAIN,
     DEFAULT_READOUT_SIGMA_COUNTS,
     ApplicationPairsSettings,
     application_training_pairs,
