@@ -25,6 +25,13 @@ SIMULATED_STAND_INS = {
 PREPARED_STAND_INS = {"raw_xrf": "prepared_xrf"}
 
 
+def _stage(name: str) -> Pipeline:
+    """The package ``xrf_sr_kedro.pipelines.<name>``'s pipeline, built anew."""
+    import importlib
+
+    return importlib.import_module(f"xrf_sr_kedro.pipelines.{name}").create_pipeline()
+
+
 def prepared_chain(raw_only: bool = False) -> Pipeline:
     """Preparation, then the tomography fed the prepared stack (:data:`PREPARED_STAND_INS`).
 
@@ -36,14 +43,11 @@ def prepared_chain(raw_only: bool = False) -> Pipeline:
     """
     import importlib
 
-    def stage(name: str) -> Pipeline:
-        return importlib.import_module(f"xrf_sr_kedro.pipelines.{name}").create_pipeline()
-
-    tomo = pipeline(stage("tomography"), inputs=PREPARED_STAND_INS)
+    tomo = pipeline(_stage("tomography"), inputs=PREPARED_STAND_INS)
     if raw_only:
         tomo = tomo.only_nodes_with_outputs("raw_volume")
     preparation = importlib.import_module("xrf_sr_kedro.pipelines.preparation")
-    return stage("preparation") + tomo + preparation.create_report_pipeline(enhanced=not raw_only)
+    return _stage("preparation") + tomo + preparation.create_report_pipeline(enhanced=not raw_only)
 
 
 def _add_evaluation_chains(pipelines: dict[str, Pipeline]) -> dict[str, Pipeline]:
@@ -58,11 +62,7 @@ def _add_evaluation_chains(pipelines: dict[str, Pipeline]) -> dict[str, Pipeline
 
 def stage_pipelines() -> dict[str, Pipeline]:
     """The six stage pipelines as registered (the evaluation with its tomography chains)."""
-    import importlib
-
-    return _add_evaluation_chains(
-        {name: importlib.import_module(f"xrf_sr_kedro.pipelines.{name}").create_pipeline()
-         for name in STAGES})
+    return _add_evaluation_chains({name: _stage(name) for name in STAGES})
 
 
 def simulated_run(stages: dict[str, Pipeline], pretrain: bool) -> Pipeline:
